@@ -1,0 +1,3 @@
+"""predwatch: streaming model monitoring."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""The ``predwatch`` command: ``replay``, ``check-config``.
+
+Results go to standard output; logs and errors to standard error. Exit codes:
+0 success, 2 a problem the user can fix (config, arguments, files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from predwatch import __version__
+from predwatch.config import ConfigError, Settings, load_settings
+from predwatch.consumer.files import DEFAULT_BATCH, replay
+
+log = logging.getLogger("predwatch")
+USAGE_ERROR = 2
+
+
+def _load(path: str) -> Settings:
+    return load_settings(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    _load(args.config)
+    print(f"{args.config}: valid")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    monitor = replay(settings, args.predictions, args.labels, batch_size=args.batch_size)
+    document = json.dumps(monitor.summary(), indent=2, sort_keys=False)
+    if args.summary_json:
+        Path(args.summary_json).write_text(document + "\n", encoding="utf-8")
+    print(document)
+    counts = monitor.counts
+    log.info(
+        "replayed %d predictions and %d labels: %d matched, %d invalid",
+        counts.predictions, counts.labels, counts.matched, counts.invalid,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predwatch",
+        description="Streaming model monitoring: joins predictions with delayed labels.",
+    )
+    parser.add_argument("--version", action="version", version=f"predwatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("config", help="YAML config file")
+    check.set_defaults(run=cmd_check_config)
+
+    rep = commands.add_parser(
+        "replay", help="process prediction and label files as the topics would arrive"
+    )
+    rep.add_argument("--config", required=True, help="YAML config file")
+    rep.add_argument("--predictions", required=True, help="JSON Lines file of predictions")
+    rep.add_argument("--labels", required=True, help="JSON Lines file of labels")
+    rep.add_argument("--summary-json", metavar="PATH", help="also write the summary here")
+    rep.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
+    rep.set_defaults(run=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.run(args))
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{error.source}: {problem}", file=sys.stderr)
+        return USAGE_ERROR
+    except FileNotFoundError as error:
+        print(f"predwatch: {error}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

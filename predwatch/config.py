@@ -1,0 +1,196 @@
+"""One validated settings model, read from a YAML file with ``PREDWATCH_*`` environment overrides.
+
+Environment variables override the file key by key; nested keys are joined with
+``__``: ``PREDWATCH_JOIN__GRACE=30s`` overrides ``join.grace``.
+
+>>> settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}}})
+>>> settings.join.label_timeout, settings.models["fraud"].positive_label
+(3600.0, '1')
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from predwatch.durations import parse_duration
+
+Task = Literal["binary", "multiclass", "regression"]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def class_key(value: object) -> str:
+    """The canonical spelling of a class label, so that ``1``, ``1.0``, ``"1"`` and ``True`` agree.
+
+    >>> [class_key(v) for v in (1, 1.0, "1", True, "cat", 2.5)]
+    ['1', '1', '1', '1', 'cat', '2.5']
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Section):
+    """How one model's predictions are scored."""
+
+    task: Task
+    positive_label: Annotated[str, BeforeValidator(class_key)] = "1"
+
+
+class JoinSettings(_Section):
+    """Event-time join of predictions and labels."""
+
+    label_timeout: Duration = 3600.0
+    grace: Duration = 60.0
+    idle_timeout: Duration = 60.0
+    expired_id_memory: int = Field(default=1_000_000, ge=0)
+
+
+class FieldNames(_Section):
+    """Names of the wire-format fields, for producers that spell them differently."""
+
+    prediction_id: str = "prediction_id"
+    model: str = "model"
+    model_version: str = "model_version"
+    timestamp: str = "timestamp"
+    features: str = "features"
+    prediction: str = "prediction"
+    score: str = "score"
+    probabilities: str = "probabilities"
+    tags: str = "tags"
+    label: str = "label"
+
+
+class WindowSettings(_Section):
+    """A metric window: the last ``events`` matched pairs, or the last ``duration`` of event time.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+    events: int | None = Field(default=None, gt=0)
+    duration: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> WindowSettings:
+        if (self.events is None) == (self.duration is None):
+            raise ValueError("give exactly one of 'events' (a count) or 'duration' (event time)")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("'duration' must be positive")
+        return self
+
+
+def _default_windows() -> list[WindowSettings]:
+    return [
+        WindowSettings(name="last_1000", events=1000),
+        WindowSettings(name="1h", duration=3600.0),
+    ]
+
+
+class MetricSettings(_Section):
+    """Which windows and tag splits quality metrics are kept for."""
+
+    windows: list[WindowSettings] = Field(default_factory=_default_windows)
+    tags: list[str] = Field(default_factory=list)
+    max_tag_values: int = Field(default=20, gt=0)
+
+    @model_validator(mode="after")
+    def _unique_windows(self) -> MetricSettings:
+        names = [w.name for w in self.windows]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"window names must be unique; repeated: {', '.join(repeated)}")
+        if "cumulative" in names:
+            raise ValueError("'cumulative' is always kept; choose another window name")
+        return self
+
+
+class Settings(BaseSettings):
+    """All of predwatch's settings. Only ``models`` is required."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PREDWATCH_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    models: dict[str, ModelSettings] = Field(min_length=1)
+    join: JoinSettings = Field(default_factory=JoinSettings)
+    fields: FieldNames = Field(default_factory=FieldNames)
+    metrics: MetricSettings = Field(default_factory=MetricSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, which arrives as init values.
+        return env_settings, init_settings, file_secret_settings
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; ``problems`` holds one sentence each."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a YAML config file, applying ``PREDWATCH_*`` overrides.
+
+    Raises ``ConfigError`` listing every problem found, each naming its key path.
+    """
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(source, [f"not valid YAML{line}: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the top level must be a mapping of keys such as 'models'"])
+    return settings_from_mapping(data, source)
+
+
+def settings_from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
+    """Validate an already parsed config mapping; see ``load_settings``."""
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        message = f"must be one of {', '.join(choices)}"
+    elif kind == "extra_forbidden":
+        message = "is not a known key; remove it or check its spelling"
+    elif kind == "missing":
+        message = "is required"
+    elif kind == "too_short" and error["loc"] == ("models",):
+        message = "needs at least one model, e.g. 'models: {fraud: {task: binary}}'"
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+        message = message[0].lower() + message[1:] if message else message
+    return f"{path}: {message}"

@@ -1,0 +1,1 @@
+"""Sources of events: Kafka topics and JSON Lines files."""

@@ -1,0 +1,1 @@
+"""Quality metrics kept as mergeable sufficient statistics."""

@@ -1,0 +1,239 @@
+"""Quality metrics of one model, per version and per tag value, cumulative and over windows.
+
+>>> from predwatch.config import ModelSettings, MetricSettings
+>>> from predwatch.events import Label, Prediction
+>>> metrics = ModelMetrics(ModelSettings(task="binary"), MetricSettings(windows=[]))
+>>> pairs = [(Prediction(str(i), "m", "v1", float(i), str(i % 2), None, None, {}, {}),
+...           Label(str(i), float(i), "1", 1.0)) for i in range(4)]
+>>> metrics.update(pairs, clock=4.0)
+>>> metrics.report(clock=4.0)["v1"]["cumulative"]["accuracy"]
+0.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from predwatch.config import MetricSettings, ModelSettings
+from predwatch.events import Label, Prediction
+from predwatch.metrics.classification import (
+    ClassificationStats,
+    binary_metrics,
+    multiclass_metrics,
+)
+from predwatch.metrics.regression import RegressionStats, regression_metrics
+from predwatch.metrics.windows import Columns, CountWindow, TimeWindow
+
+OTHER = "other"  # tag values past the cap
+MISSING = "missing"  # pairs whose prediction lacks the tag
+
+Stats = ClassificationStats | RegressionStats
+ScopeKey = tuple[str, str | None, str | None]  # version, tag name, tag value
+
+
+@dataclass
+class Scope:
+    """Cumulative statistics and windows of one version, or one tag value of it."""
+
+    cumulative: Stats
+    windows: dict[str, CountWindow | TimeWindow]
+
+
+class ModelMetrics:
+    """Updates a model's statistics from matched pairs, batch by batch, and reports them."""
+
+    def __init__(self, model: ModelSettings, settings: MetricSettings) -> None:
+        self.task = model.task
+        self._settings = settings
+        self._classes: dict[str, int] = {}
+        if model.task == "binary":
+            self._classes[model.positive_label] = 1  # index 1 is the positive class
+        self._positive = 1
+        self._tag_values: dict[str, set[str]] = {tag: set() for tag in settings.tags}
+        self._scopes: dict[ScopeKey, Scope] = {}
+
+    @property
+    def classes(self) -> list[str]:
+        """Class labels by index; a binary model's negative classes get indices 0, 2, 3, ..."""
+        names = [""] * (max(self._classes.values(), default=-1) + 1)
+        for name, index in self._classes.items():
+            names[index] = name
+        return names
+
+    def scopes(self) -> Iterator[tuple[ScopeKey, Scope]]:
+        return iter(self._scopes.items())
+
+    def _class_index(self, key: str) -> int:
+        index = self._classes.get(key)
+        if index is None:
+            taken = set(self._classes.values())
+            index = next(i for i in range(len(taken) + 1) if i not in taken)
+            self._classes[key] = index
+        return index
+
+    def _new_stats(self) -> Stats:
+        return RegressionStats() if self.task == "regression" else ClassificationStats()
+
+    def _stats_of(self, columns: Columns) -> Stats:
+        stats = self._new_stats()
+        if isinstance(stats, RegressionStats):
+            stats.update(columns["actual"], columns["predicted"])
+        else:
+            stats.update(
+                columns["actual"],
+                columns["predicted"],
+                score=columns.get("score"),
+                positive=self._positive,
+                true_probability=columns.get("true_probability"),
+            )
+        return stats
+
+    def _scope(self, key: ScopeKey) -> Scope:
+        scope = self._scopes.get(key)
+        if scope is None:
+            windows: dict[str, CountWindow | TimeWindow] = {}
+            for window in self._settings.windows:
+                if window.events is not None:
+                    windows[window.name] = CountWindow(window.events)
+                else:
+                    assert window.duration is not None
+                    windows[window.name] = TimeWindow(window.duration, self._stats_of)
+            scope = self._scopes[key] = Scope(self._new_stats(), windows)
+        return scope
+
+    def _columns(self, pairs: list[tuple[Prediction, Label]]) -> Columns:
+        columns: Columns = {
+            "timestamp": np.fromiter((p.timestamp for p, _ in pairs), np.float64, len(pairs))
+        }
+        if self.task == "regression":
+            columns["actual"] = np.array([label.number for _, label in pairs], np.float64)
+            columns["predicted"] = np.array([p.value for p, _ in pairs], np.float64)
+            return columns
+        index = self._class_index
+        columns["actual"] = np.fromiter(
+            (index(label.value) for _, label in pairs), np.intp, len(pairs)
+        )
+        columns["predicted"] = np.fromiter(
+            (index(p.value) for p, _ in pairs), np.intp, len(pairs)  # type: ignore[arg-type]
+        )
+        if self.task == "binary":
+            if any(p.score is not None for p, _ in pairs):
+                columns["score"] = np.array(
+                    [np.nan if p.score is None else p.score for p, _ in pairs], np.float64
+                )
+        elif any(p.probabilities is not None for p, _ in pairs):
+            columns["true_probability"] = np.array(
+                [_true_probability(p, label) for p, label in pairs], np.float64
+            )
+        return columns
+
+    def update(self, pairs: list[tuple[Prediction, Label]], clock: float) -> None:
+        """Add matched pairs of this model; ``clock`` is the monitor's event time."""
+        if not pairs:
+            return
+        columns = self._columns(pairs)
+        tag_values = {
+            tag: [self._tag_value(tag, p.tags.get(tag)) for p, _ in pairs]
+            for tag in self._settings.tags
+        }
+        for version, rows in _groups([p.version for p, _ in pairs]):
+            selected = columns if rows is None else _take(columns, rows)
+            self._add((version, None, None), selected, clock)
+            for tag, values in tag_values.items():
+                if rows is not None:
+                    values = [values[i] for i in rows]
+                for value, tag_rows in _groups(values):
+                    part = selected if tag_rows is None else _take(selected, tag_rows)
+                    self._add((version, tag, value), part, clock)
+
+    def _tag_value(self, tag: str, value: str | None) -> str:
+        if value is None:
+            return MISSING
+        seen = self._tag_values[tag]
+        if value in seen:
+            return value
+        if len(seen) < self._settings.max_tag_values:
+            seen.add(value)
+            return value
+        return OTHER
+
+    def _add(self, key: ScopeKey, columns: Columns, clock: float) -> None:
+        scope = self._scope(key)
+        scope.cumulative.merge(self._stats_of(columns))  # type: ignore[arg-type]
+        for window in scope.windows.values():
+            if isinstance(window, CountWindow):
+                window.add(columns)
+            else:
+                window.add(columns, clock)
+
+    def metrics_of(self, stats: Stats) -> dict[str, Any]:
+        if isinstance(stats, RegressionStats):
+            return regression_metrics(stats)
+        if self.task == "binary":
+            return binary_metrics(stats, self._positive)
+        return multiclass_metrics(stats)
+
+    def window_stats(self, window: CountWindow | TimeWindow, clock: float) -> Stats:
+        """Statistics of what ``window`` holds at event time ``clock``."""
+        if isinstance(window, CountWindow):
+            columns = window.columns()
+            return self._stats_of(columns) if columns else self._new_stats()
+        stats = self._new_stats()
+        window.stats(clock, stats)
+        return stats
+
+    def _report_scope(self, scope: Scope, clock: float) -> dict[str, Any]:
+        windows: dict[str, Any] = {}
+        for name, window in scope.windows.items():
+            entry = self.metrics_of(self.window_stats(window, clock))
+            if isinstance(window, TimeWindow):
+                entry["start"], entry["end"] = window.span(clock)
+            windows[name] = entry
+        return {"cumulative": self.metrics_of(scope.cumulative), "windows": windows}
+
+    def report(self, clock: float) -> dict[str, Any]:
+        """Metrics per version: ``{version: {task, cumulative, windows, tags}}``."""
+        report: dict[str, Any] = {}
+        for (version, tag, value), scope in sorted(self._scopes.items(), key=_scope_order):
+            entry = self._report_scope(scope, clock)
+            if tag is None:
+                report[version] = {"task": self.task, **entry}
+                if self._settings.tags:
+                    report[version]["tags"] = {}
+            else:
+                report[version]["tags"].setdefault(tag, {})[value] = entry
+        return report
+
+
+def _scope_order(item: tuple[ScopeKey, Scope]) -> tuple[str, str, str]:
+    version, tag, value = item[0]
+    return version, tag or "", value or ""
+
+
+def _groups(keys: list[str]) -> Iterator[tuple[str, np.ndarray | None]]:
+    """Row indices per distinct key; None when every row has the same key."""
+    first = keys[0]
+    if all(key == first for key in keys):
+        yield first, None
+        return
+    rows: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(key, []).append(i)
+    for key, indices in rows.items():
+        yield key, np.array(indices, dtype=np.intp)
+
+
+def _take(columns: Columns, rows: np.ndarray) -> Columns:
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def _true_probability(prediction: Prediction, label: Label) -> float:
+    """The probability the model gave the actual class, normalised over its classes."""
+    probabilities = prediction.probabilities
+    if probabilities is None:
+        return float("nan")
+    return probabilities.get(label.value, 0.0) / sum(probabilities.values())

@@ -1,0 +1,204 @@
+"""The pure core: decoded batches and a clock in, outcomes, counts and metrics out.
+
+The monitor never reads the wall clock or touches the network; sources hand it
+raw messages of one partition with the time ``now`` (processing time: the wall
+clock in a service, the event time in a replay), and read its state back.
+
+>>> from predwatch.config import Settings
+>>> monitor = Monitor(Settings.model_validate({"models": {"fraud": {"task": "binary"}}}))
+>>> prediction = Raw(b'{"prediction_id": "a", "model": "fraud", "timestamp": 100, "prediction": 1}')
+>>> label = Raw(b'{"prediction_id": "a", "label": 1}', timestamp=160.0)
+>>> changes = monitor.process(0, [prediction], [label], now=160.0)
+>>> changes.outcomes["matched"], monitor.counts.matched
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from predwatch.config import Settings
+from predwatch.events import Decoder, Invalid, Raw
+from predwatch.metrics.model import ModelMetrics
+from predwatch.windowing.join import JoinResult, PartitionJoin
+
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass
+class JoinCounts:
+    """Cumulative outcome counts. Invariants, at every moment:
+
+    ``predictions = matched + unlabelled + pending_predictions + duplicate_predictions``
+    ``labels = matched + orphan_labels + late_labels + duplicate_labels + pending_labels``
+    """
+
+    predictions: int = 0
+    labels: int = 0
+    matched: int = 0
+    unlabelled: int = 0
+    pending_predictions: int = 0
+    orphan_labels: int = 0
+    late_labels: int = 0
+    pending_labels: int = 0
+    duplicate_predictions: int = 0
+    duplicate_labels: int = 0
+    invalid: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class ModelCounts:
+    """Outcome counts of one model version's predictions."""
+
+    predictions: int = 0
+    matched: int = 0
+    unlabelled: int = 0
+    duplicate_predictions: int = 0
+
+
+@dataclass
+class Changes:
+    """What one call changed: outcome counts, and the messages that were invalid."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    invalid: list[Invalid] = field(default_factory=list)
+
+
+class Monitor:
+    """Joins, counts and scores the predictions and labels of every partition."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._decoder = Decoder(settings)
+        self._joins: dict[int, PartitionJoin] = {}
+        self.counts = JoinCounts()
+        self.invalid_reasons: Counter[tuple[str, str]] = Counter()  # (topic, reason)
+        self.model_counts: dict[tuple[str, str], ModelCounts] = {}
+        self.metrics = {
+            name: ModelMetrics(model, settings.metrics) for name, model in settings.models.items()
+        }
+        self.event_clock = float("-inf")  # the largest prediction time seen
+
+    def _join(self, partition: int, now: float) -> PartitionJoin:
+        join = self._joins.get(partition)
+        if join is None:
+            j = self.settings.join
+            join = PartitionJoin(
+                j.label_timeout, j.grace, j.idle_timeout, j.expired_id_memory, created=now
+            )
+            self._joins[partition] = join
+        return join
+
+    def process(
+        self, partition: int, predictions: Sequence[Raw], labels: Sequence[Raw], now: float
+    ) -> Changes:
+        """Decode, join and score one batch of a partition, then expire what is due."""
+        changes = Changes()
+        decoded_predictions, bad = self._decoder.predictions(predictions)
+        changes.invalid.extend(bad)
+        decoded_labels, bad = self._decoder.labels(labels)
+        changes.invalid.extend(bad)
+        for prediction in decoded_predictions:
+            if prediction.timestamp > self.event_clock:
+                self.event_clock = prediction.timestamp
+        per_model = Counter((p.model, p.version) for p in decoded_predictions)
+        for key, count in per_model.items():
+            self._model_counts(key).predictions += count
+        self.counts.predictions += len(decoded_predictions)
+        self.counts.labels += len(decoded_labels)
+        result = self._join(partition, now).process(decoded_predictions, decoded_labels, now)
+        self._apply(result, changes)
+        return changes
+
+    def advance(self, now: float) -> Changes:
+        """Expire, in every partition, what the watermarks have passed by ``now``."""
+        changes = Changes()
+        for join in self._joins.values():
+            result = JoinResult()
+            join.expire(now, result)
+            self._apply(result, changes)
+        return changes
+
+    def _model_counts(self, key: tuple[str, str]) -> ModelCounts:
+        counts = self.model_counts.get(key)
+        if counts is None:
+            counts = self.model_counts[key] = ModelCounts()
+        return counts
+
+    def _apply(self, result: JoinResult, changes: Changes) -> None:
+        counts = self.counts
+        # A label whose value does not fit its model's task is invalid, not a label.
+        counts.labels -= len(result.invalid_labels)
+        changes.invalid.extend(
+            Invalid("labels", "bad_type:" + self.settings.fields.label, _raw_of(label))
+            for label in result.invalid_labels
+        )
+        for invalid in changes.invalid:
+            self.invalid_reasons[invalid.topic, invalid.reason] += 1
+        counts.invalid += len(changes.invalid)
+        counts.matched += len(result.matched)
+        counts.unlabelled += len(result.unlabelled)
+        counts.orphan_labels += len(result.orphan_labels)
+        counts.late_labels += len(result.late_labels)
+        counts.duplicate_predictions += len(result.duplicate_predictions)
+        counts.duplicate_labels += len(result.duplicate_labels)
+        counts.pending_predictions = sum(j.pending_predictions for j in self._joins.values())
+        counts.pending_labels = sum(j.pending_labels for j in self._joins.values())
+        outcomes = changes.outcomes
+        outcomes["invalid"] += len(changes.invalid)
+        for name in ("matched", "unlabelled", "orphan_labels", "late_labels",
+                     "duplicate_predictions", "duplicate_labels"):
+            outcomes[name] += len(getattr(result, name))
+        for prediction in result.unlabelled:
+            self._model_counts((prediction.model, prediction.version)).unlabelled += 1
+        for prediction in result.duplicate_predictions:
+            self._model_counts((prediction.model, prediction.version)).duplicate_predictions += 1
+        if result.matched:
+            by_model: dict[str, list[Any]] = {}
+            for pair in result.matched:
+                by_model.setdefault(pair[0].model, []).append(pair)
+            for model, pairs in by_model.items():
+                for key, count in Counter((p.model, p.version) for p, _ in pairs).items():
+                    self._model_counts(key).matched += count
+                self.metrics[model].update(pairs, self.event_clock)
+
+    def summary(self) -> dict[str, Any]:
+        """Join counts and every model version's metrics, as a JSON-ready document."""
+        models = {
+            name: metrics.report(self.event_clock) for name, metrics in self.metrics.items()
+        }
+        return {"join": self.counts.as_dict(), "models": {k: v for k, v in models.items() if v}}
+
+    def snapshot(self) -> bytes:
+        """All state, serialised; ``Monitor.restore`` continues from it with identical results.
+
+        A snapshot is trusted input (it is unpickled): load only snapshots
+        predwatch itself wrote.
+        """
+        state = {k: v for k, v in self.__dict__.items() if k not in ("settings", "_decoder")}
+        return pickle.dumps((SNAPSHOT_FORMAT, state), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, settings: Settings, snapshot: bytes) -> Monitor:
+        """A monitor that continues from ``snapshot`` under ``settings``."""
+        version, state = pickle.loads(snapshot)
+        if version != SNAPSHOT_FORMAT:
+            raise ValueError(
+                f"snapshot format {version} is not supported (expected {SNAPSHOT_FORMAT})"
+            )
+        monitor = cls(settings)
+        monitor.__dict__.update(state)
+        return monitor
+
+
+def _raw_of(label: Any) -> Raw:
+    """A stand-in message for a label rejected after decoding (the original is gone)."""
+    return Raw(json.dumps(label._asdict()))
