@@ -15,8 +15,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from predwatch.durations import parse_duration
 
@@ -114,6 +127,41 @@ class MetricSettings(_Section):
         return self
 
 
+class KafkaSettings(_Section):
+    """The Kafka cluster and topics to consume, and client security settings.
+
+    Secrets (``sasl_plain_password``, ``ssl_password``) are best given by
+    environment, e.g. ``PREDWATCH_KAFKA__SASL_PLAIN_PASSWORD``; they are never logged.
+    ``client`` passes any other kafka-python consumer setting through unchanged.
+    """
+
+    bootstrap_servers: str = "localhost:9092"  # comma-separated host:port list
+    group_id: str = "predwatch"
+    client_id: str = "predwatch"
+    predictions_topic: str = "predictions"
+    labels_topic: str = "labels"
+    dead_letter_topic: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    max_poll_records: int = Field(default=5000, gt=0)
+    session_timeout: Duration = 10.0
+    client: dict[str, Any] = Field(default_factory=dict)
+
+
+class HttpSettings(_Section):
+    """Where /metrics, /healthz and /readyz are served. Loopback only unless configured."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     """All of predwatch's settings. Only ``models`` is required."""
 
@@ -125,6 +173,8 @@ class Settings(BaseSettings):
     join: JoinSettings = Field(default_factory=JoinSettings)
     fields: FieldNames = Field(default_factory=FieldNames)
     metrics: MetricSettings = Field(default_factory=MetricSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -176,6 +226,9 @@ def settings_from_mapping(data: dict[str, Any], source: str = "config") -> Setti
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
+    except SettingsError as exc:
+        # A PREDWATCH_* variable of a structured setting that is not valid JSON.
+        raise ConfigError("environment", [f"{exc}; give that variable as JSON"]) from None
 
 
 def _describe(error: Any) -> str:

@@ -22,8 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from predwatch.config import Settings
 from predwatch.events import Decoder, Invalid, Raw
+from predwatch.metrics.delay import DelayHistogram
 from predwatch.metrics.model import ModelMetrics
 from predwatch.windowing.join import JoinResult, PartitionJoin
 
@@ -85,7 +88,13 @@ class Monitor:
         self.metrics = {
             name: ModelMetrics(model, settings.metrics) for name, model in settings.models.items()
         }
+        self.label_delays: dict[str, DelayHistogram] = {}  # per model
         self.event_clock = float("-inf")  # the largest prediction time seen
+        self.last_event_time = float("-inf")  # the largest time of any valid event
+
+    def watermarks(self, now: float) -> dict[int, float | None]:
+        """Each partition's join watermark at processing time ``now``."""
+        return {partition: join.watermark(now) for partition, join in self._joins.items()}
 
     def _join(self, partition: int, now: float) -> PartitionJoin:
         join = self._joins.get(partition)
@@ -106,9 +115,12 @@ class Monitor:
         changes.invalid.extend(bad)
         decoded_labels, bad = self._decoder.labels(labels)
         changes.invalid.extend(bad)
-        for prediction in decoded_predictions:
-            if prediction.timestamp > self.event_clock:
-                self.event_clock = prediction.timestamp
+        if decoded_predictions:
+            self.event_clock = max(self.event_clock, max(p.timestamp for p in decoded_predictions))
+        self.last_event_time = max(self.event_clock, self.last_event_time)
+        if decoded_labels:
+            latest_label = max(label.timestamp for label in decoded_labels)
+            self.last_event_time = max(self.last_event_time, latest_label)
         per_model = Counter((p.model, p.version) for p in decoded_predictions)
         for key, count in per_model.items():
             self._model_counts(key).predictions += count
@@ -169,6 +181,10 @@ class Monitor:
                 for key, count in Counter((p.model, p.version) for p, _ in pairs).items():
                     self._model_counts(key).matched += count
                 self.metrics[model].update(pairs, self.event_clock)
+                delays = self.label_delays.get(model)
+                if delays is None:
+                    delays = self.label_delays[model] = DelayHistogram()
+                delays.observe(np.array([label.timestamp - p.timestamp for p, label in pairs]))
 
     def summary(self) -> dict[str, Any]:
         """Join counts and every model version's metrics, as a JSON-ready document."""
