@@ -120,12 +120,13 @@ class ModelMetrics:
         columns["predicted"] = np.fromiter(
             (index(p.value) for p, _ in pairs), np.intp, len(pairs)  # type: ignore[arg-type]
         )
+        # Every batch has the same columns, NaN where a pair has no score, so windows can
+        # concatenate them.
         if self.task == "binary":
-            if any(p.score is not None for p, _ in pairs):
-                columns["score"] = np.array(
-                    [np.nan if p.score is None else p.score for p, _ in pairs], np.float64
-                )
-        elif any(p.probabilities is not None for p, _ in pairs):
+            columns["score"] = np.array(
+                [np.nan if p.score is None else p.score for p, _ in pairs], np.float64
+            )
+        else:
             columns["true_probability"] = np.array(
                 [_true_probability(p, label) for p, label in pairs], np.float64
             )

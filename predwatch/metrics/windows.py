@@ -97,7 +97,8 @@ class TimeWindow:
     def span(self, clock: float) -> tuple[float, float]:
         """Event-time start (inclusive) and end (exclusive) of the window at ``clock``."""
         first = self._first_bucket(clock)
-        return first * self._step, (first + TIME_WINDOW_STEPS) * self._step
+        steps = TIME_WINDOW_STEPS
+        return first * self.duration / steps, (first + steps) * self.duration / steps
 
     def stats(self, clock: float, into: Stats) -> None:
         """Merge the statistics of the window at ``clock`` into ``into``."""

@@ -66,6 +66,7 @@ class PartitionJoin:
         self._labels: dict[str, Label] = {}
         self._matched: dict[str, float] = {}  # id -> deadline of the matched prediction
         self._ended: OrderedDict[str, bool] = OrderedDict()  # id -> was it matched
+        self._high_mark = float("-inf")
         self._prediction_deadlines: list[tuple[float, str]] = []
         self._label_deadlines: list[tuple[float, str]] = []
 
@@ -78,8 +79,16 @@ class PartitionJoin:
         return len(self._labels)
 
     def watermark(self, now: float) -> float | None:
-        """The join's watermark: the smaller of its two inputs'."""
-        return combined([self.prediction_mark, self.label_mark], now)
+        """The join's watermark: the smaller of its two inputs', and never lower than before.
+
+        An idle input's watermark runs ahead with the clock; when events arrive
+        again it may fall back, but what expired stays expired, so the join's
+        watermark keeps the highest value it reached.
+        """
+        mark = combined([self.prediction_mark, self.label_mark], now)
+        if mark is not None and mark > self._high_mark:
+            self._high_mark = mark
+        return None if self._high_mark == float("-inf") else self._high_mark
 
     def process(
         self, predictions: list[Prediction], labels: list[Label], now: float

@@ -1,0 +1,1 @@
+"""Self-contained demo parts: an embedded Kafka-compatible broker and sample traffic."""
