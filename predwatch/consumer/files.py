@@ -4,6 +4,10 @@ Each file keeps its own order (a topic partition is read in order, out-of-order
 events included); the two are merged by event timestamp, predictions first on
 a tie. Lines are parsed once here and handed over already parsed. The replay
 clock is event time: ``now`` is the largest timestamp read so far.
+
+A batch ends after ``batch_size`` events or once it spans ``join.grace`` of
+event time, whichever comes first, so expiry (decided at the end of a batch)
+happens within a grace period of when it is due, on small files as on large.
 """
 
 from __future__ import annotations
@@ -68,16 +72,19 @@ def replay(
             raise FileNotFoundError(f"{path}: no such file; give a JSON Lines file of events")
     monitor = monitor if monitor is not None else Monitor(settings)
     batch: tuple[list[Raw], list[Raw]] = ([], [])
-    now = float("-inf")
+    now = batch_start = float("-inf")
     size = 0
+    span = settings.join.grace
     for event_time, topic, raw in merged(settings, Path(predictions), Path(labels)):
+        if size and (size >= batch_size or event_time - batch_start > span):
+            monitor.process(0, batch[PREDICTIONS], batch[LABELS], now)
+            batch, size = ([], []), 0
+        if size == 0:
+            batch_start = event_time
         if event_time > now:
             now = event_time
         batch[topic].append(raw)
         size += 1
-        if size >= batch_size:
-            monitor.process(0, batch[PREDICTIONS], batch[LABELS], now)
-            batch, size = ([], []), 0
     if size:
         monitor.process(0, batch[PREDICTIONS], batch[LABELS], now)
     return monitor

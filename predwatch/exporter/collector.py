@@ -138,16 +138,16 @@ def join_families(monitor: Monitor) -> list[Metric]:
         for (model, version), model_counts in sorted(monitor.model_counts.items()):
             family.add_metric([model, version], getattr(model_counts, field))
         families.append(family)
-    families.append(_counter("predwatch_labels_total", "Valid labels received.", None))
-    families[-1].add_metric([], counts.labels)
     for name, doc, value in [
+        ("predwatch_labels_total", "Valid labels received.", counts.labels),
         ("predwatch_orphan_labels_total", "Labels whose prediction never arrived.",
          counts.orphan_labels),
         ("predwatch_late_labels_total", "Labels that came after their prediction expired.",
          counts.late_labels),
     ]:
-        families.append(_counter(name, doc))
-        families[-1].add_metric([], value)
+        total = _counter(name, doc)
+        total.add_metric([], value)
+        families.append(total)
     duplicates = _counter("predwatch_duplicates_total", "Repeated events by id.", ["kind"])
     duplicates.add_metric(["prediction"], counts.duplicate_predictions)
     duplicates.add_metric(["label"], counts.duplicate_labels)
