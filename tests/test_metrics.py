@@ -9,7 +9,6 @@ the data alone.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,6 +174,25 @@ def binary_data(draw: st.DrawFn, with_missing_scores: bool = False) -> tuple[np.
     return y, pred, score
 
 
+def _auc_binning_bound(y: np.ndarray, score: np.ndarray) -> float:
+    """Largest AUC error the documented binning allows on this data.
+
+    Scores are binned evenly in logit over [-10, 10] in 2048 bins, and a positive and a
+    negative in one bin count as half a win; only pairs of *different* scores sharing a
+    bin can then be off, each by one half. Hypothesis likes near-equal scores, so generic
+    data gets this bound; the realistic distributions below get the fixed 0.005.
+    """
+    s = np.clip(score, 1e-15, 1 - 1e-15)
+    bins = np.clip(np.floor((np.log(s / (1 - s)) + 10.0) * 2048 / 20.0), 0, 2047)
+    off = 0
+    for b in np.unique(bins):
+        here = bins == b
+        pos, neg = score[here & (y == 1)], score[here & (y == 0)]
+        off += int((pos[:, None] != neg[None, :]).sum())
+    pairs = int((y == 1).sum()) * int((y == 0).sum())
+    return 0.5 * off / pairs + 1e-12 if pairs else 0.0
+
+
 def _binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray | None) -> dict[str, Any]:
     stats = ClassificationStats()
     stats.update(y, pred, score=score, positive=1)
@@ -186,7 +204,7 @@ def _binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray | None) -> dict[s
 def test_binary_metrics_match_sklearn(data: tuple[np.ndarray, ...]) -> None:
     y, pred, score = data
     assert_metrics(_binary(y, pred, score), sk_binary(y, pred, score),
-                   tolerance={"roc_auc": 0.005 + 1.0 / max(1, y.size) ** 0})
+                   tolerance={"roc_auc": _auc_binning_bound(y, score)})
 
 
 @FAST
@@ -194,8 +212,9 @@ def test_binary_metrics_match_sklearn(data: tuple[np.ndarray, ...]) -> None:
 def test_binary_score_metrics_cover_only_scored_pairs(data: tuple[np.ndarray, ...]) -> None:
     # NaN marks a prediction that carried no score: confusion metrics count it, score metrics not.
     y, pred, score = data
+    scored = ~np.isnan(score)
     assert_metrics(_binary(y, pred, score), sk_binary(y, pred, score),
-                   tolerance={"roc_auc": 0.005})
+                   tolerance={"roc_auc": _auc_binning_bound(y[scored], score[scored])})
 
 
 @dataclass
@@ -442,51 +461,41 @@ def test_regression_edge_cases(case: RegressionCase) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _splits(draw: st.DrawFn, n: int) -> list[slice]:
-    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
-    bounds = [0, *cuts, n]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
-
-
 @dataclass
 class MergeCase:
     name: str
     data: st.SearchStrategy[Any]
-    build: Callable[[Any, slice], Any]  # (data, rows) -> stats of those rows
+    new: Callable[[], Any]
+    update: Callable[[Any, Any, slice], None]  # (stats, data, rows): add those rows
     report: Callable[[Any], dict[str, Any]]
     slack: Callable[[Any], dict[str, float]] = field(default=lambda data: {})
 
 
-def _class_stats(data: Any, rows: slice) -> ClassificationStats:
-    stats = ClassificationStats()
-    y, pred, score = data[0][rows], data[1][rows], data[2][rows]
-    stats.update(y, pred, score=score, positive=1)
-    return stats
+def _update_binary(stats: ClassificationStats, data: Any, rows: slice) -> None:
+    y, pred, score = data
+    stats.update(y[rows], pred[rows], score=score[rows], positive=1)
 
 
-def _multi_stats(data: Any, rows: slice) -> ClassificationStats:
+def _update_multiclass(stats: ClassificationStats, data: Any, rows: slice) -> None:
     y, pred, weights, _ = data
-    p = weights / weights.sum(axis=1, keepdims=True)
-    stats = ClassificationStats()
-    stats.update(y[rows], pred[rows], true_probability=p[np.arange(y.size), y][rows])
-    return stats
+    true_probability = (weights / weights.sum(axis=1, keepdims=True))[np.arange(y.size), y]
+    stats.update(y[rows], pred[rows], true_probability=true_probability[rows])
 
 
-def _reg_stats(data: Any, rows: slice) -> RegressionStats:
-    stats = RegressionStats()
+def _update_regression(stats: RegressionStats, data: Any, rows: slice) -> None:
     stats.update(data[0][rows], data[1][rows])
-    return stats
 
 
 MERGE_CASES = [
     # Binary confusion, score sums and AUC histograms add up exactly.
-    MergeCase("binary", binary_data(with_missing_scores=True), _class_stats,
-              lambda s: binary_metrics(s, positive=1)),
+    MergeCase("binary", binary_data(with_missing_scores=True), ClassificationStats,
+              _update_binary, lambda s: binary_metrics(s, positive=1)),
     # Multiclass confusion matrices of different sizes merge (batches see different classes).
-    MergeCase("multiclass", multiclass_data(), _multi_stats, multiclass_metrics),
+    MergeCase("multiclass", multiclass_data(), ClassificationStats, _update_multiclass,
+              multiclass_metrics),
     # Regression sums and Chan's merge of label moments.
-    MergeCase("regression", regression_data(), _reg_stats, regression_metrics,
-              lambda d: _regression_slack(d[0], d[1])),
+    MergeCase("regression", regression_data(), RegressionStats, _update_regression,
+              regression_metrics, lambda d: _regression_slack(d[0], d[1])),
 ]
 
 
@@ -496,29 +505,35 @@ MERGE_CASES = [
 def test_split_updates_and_merges_equal_one_update(case: MergeCase, data: st.DataObject) -> None:
     values = data.draw(case.data)
     n = len(values[0])
-    whole = case.report(case.build(values, slice(0, n)))
-    parts = _splits(data.draw, n)
+    whole = case.new()
+    case.update(whole, values, slice(0, n))
+    expected = case.report(whole)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=6)))
+    parts = [slice(a, b) for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
 
-    sequential = case.build(values, slice(0, 0))
-    for rows in parts:  # one object updated batch by batch
-        part = case.build(values, rows)
-        sequential.merge(part)
-    built = [case.build(values, rows) for rows in parts]
-    order = data.draw(st.permutations(range(len(built))))
-    merged = case.build(values, slice(0, 0))  # separately built stats, merged in any order
-    for i in order:
+    incremental = case.new()  # one object updated batch by batch
+    for rows in parts:
+        case.update(incremental, values, rows)
+    built = []
+    for rows in parts:
+        stats = case.new()
+        case.update(stats, values, rows)
+        built.append(stats)
+    merged = case.new()  # separately built statistics, merged in any order
+    for i in data.draw(st.permutations(range(len(built)))):
         merged.merge(built[i])
-    incremental = type(built[0])()
-    for rows in parts:  # the same object's update() called per batch
-        if isinstance(incremental, RegressionStats):
-            incremental.update(values[0][rows], values[1][rows])
-        else:
-            incremental.merge(case.build(values, rows))
+    into_first = built[0]  # merging into a non-empty one, e.g. another instance's
+    for other in built[1:]:
+        into_first.merge(other)
 
     slack = case.slack(values)
-    for name, stats in (("sequential", sequential), ("merged", merged),
-                        ("incremental", incremental)):
-        assert_metrics(case.report(stats), whole, tolerance=slack, where=f"{name} ")
+    for name, stats in (("incremental", incremental), ("merged", merged),
+                        ("into_first", into_first)):
+        assert_metrics(case.report(stats), expected, rel=1e-9, tolerance=slack,
+                       where=f"{name} ")
+        if name != "regression" and "roc_auc" in expected:
+            # Histograms add exactly, so AUC is identical, not merely close.
+            assert case.report(stats)["roc_auc"] == expected["roc_auc"]
 
 
 def test_classification_update_in_batches_grows_the_matrix() -> None:
@@ -775,9 +790,3 @@ def test_binary_classes_agree_across_spellings() -> None:
     assert_metrics(cumulative, sk_binary(np.array(y), np.array(y), None))
     assert cumulative["accuracy"] == 1.0
 
-
-def _silence_sklearn() -> None:
-    warnings.filterwarnings("ignore", module="sklearn")
-
-
-_silence_sklearn()
