@@ -79,7 +79,8 @@ CASES = [
          "{name: w, duration: 1h}]}",
          "metrics: window names must be unique; repeated: w"),
     # Not YAML at all.
-    Case("models: [unclosed", "not valid YAML at line 1: expected ',' or ']', but got '<stream end>'"),
+    Case("models: [unclosed",
+         "not valid YAML at line 1: expected ',' or ']', but got '<stream end>'"),
 ]
 
 

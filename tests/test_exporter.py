@@ -350,3 +350,87 @@ def test_promtool_accepts_the_exposition(server: MetricsServer) -> None:
 def test_promtool_accepts_the_recording_rules() -> None:
     result = _promtool("check", "rules", str(ROOT / "deploy/prometheus/recording-rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Cumulative recording rules: name -> (numerator terms, denominator terms, factor, square root).
+FLEET_RULES: dict[str, tuple[list[str], list[str], float, bool]] = {
+    "model_version:predwatch_accuracy:ratio":
+        (["correct"], ["scored_pairs"], 1.0, False),
+    "model_version:predwatch_precision:ratio":
+        (["true_positives"], ["predicted_positives"], 1.0, False),
+    "model_version:predwatch_recall:ratio":
+        (["true_positives"], ["actual_positives"], 1.0, False),
+    "model_version:predwatch_f1:ratio":
+        (["true_positives"], ["predicted_positives", "actual_positives"], 2.0, False),
+    "model_version:predwatch_log_loss:mean": (["log_loss"], ["log_loss_pairs"], 1.0, False),
+    "model_version:predwatch_absolute_error:mean":
+        (["absolute_error"], ["scored_pairs"], 1.0, False),
+    "model_version:predwatch_squared_error:mean_sqrt":
+        (["squared_error"], ["scored_pairs"], 1.0, True),
+    "model_version:predwatch_net_error:mean": (["net_error"], ["scored_pairs"], 1.0, False),
+    "model_version:predwatch_label_coverage:ratio":
+        (["joined"], ["joined", "unlabelled"], 1.0, False),
+}
+
+
+def _fleet_value(rule: str, totals: dict[str, float]) -> float | None:
+    """What a rule must give from the statistics summed over instances; None for no sample."""
+    numerator, denominator, factor, root = FLEET_RULES[rule]
+
+    def total(terms: list[str]) -> float | None:
+        names = [t if t == "net_error" else f"{t}_total" for t in terms]
+        if any("predwatch_" + n not in totals for n in names):
+            return None
+        return sum(totals["predwatch_" + n] for n in names)
+
+    top, bottom = total(numerator), total(denominator)
+    if top is None or not bottom:
+        return None
+    value = factor * top / bottom
+    return value**0.5 if root else value
+
+
+def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
+    # Two instances split the ids between them; the rules must give the ratio of the sums.
+    predictions, labels = _events()
+    inputs: list[dict[str, str]] = []
+    sums: dict[tuple[str, str], dict[str, Any]] = {}
+    rules_text = (ROOT / "deploy/prometheus/recording-rules.yml").read_text()
+    names = set(re.findall(r"\(\s*(predwatch_\w+)\{tag=\"\"\}", rules_text))
+    names |= {"predwatch_joined_total", "predwatch_unlabelled_total"}
+    for instance, parity in (("a", 0), ("b", 1)):
+        def mine(events: list[dict[str, Any]], parity: int = parity) -> list[dict[str, Any]]:
+            return [e for e in events if sum(map(ord, e["prediction_id"])) % 2 == parity]
+        monitor = replay(SETTINGS, _write(tmp_path / f"p{instance}", mine(predictions)),
+                         _write(tmp_path / f"l{instance}", mine(labels)))
+        registry = CollectorRegistry()
+        registry.register(MonitorCollector(monitor, threading.Lock(), clock=lambda: NOW))
+        for family in registry.collect():
+            for sample in family.samples:
+                if sample.name not in names or sample.labels.get("tag", ""):
+                    continue
+                labels_ = {**sample.labels, "instance": instance}
+                selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels_.items()))
+                inputs.append({"series": f"{sample.name}{{{selector}}}",
+                               "values": f"{float(sample.value)!r}+0x5"})
+                key = (sample.labels["model"], sample.labels["version"])
+                totals = sums.setdefault(key, {})
+                totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
+    tests = []
+    for rule in FLEET_RULES:
+        expected = []
+        for (model, version), totals in sorted(sums.items()):
+            value = _fleet_value(rule, totals)
+            if value is not None:
+                expected.append({"labels": f'{rule}{{model="{model}",version="{version}"}}',
+                                 "value": value})
+        assert expected, rule
+        tests.append({"expr": rule, "eval_time": "2m", "exp_samples": expected})
+    unit = tmp_path / "rules-test.yml"
+    unit.write_text(json.dumps({  # JSON is YAML
+        "rule_files": [str(ROOT / "deploy/prometheus/recording-rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": inputs, "promql_expr_test": tests}],
+    }))
+    result = _promtool("test", "rules", str(unit))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,4 +1,4 @@
-"""The event-time join, case by case: each case is a sequence of batches and the outcomes it must give."""
+"""The event-time join, case by case: a sequence of batches and the outcomes it must give."""
 
 from __future__ import annotations
 

@@ -22,13 +22,13 @@ the whole catalogue (docs/metrics.md).
 >>> registry.register(MonitorCollector(monitor, lock))
 >>> _ = monitor.process(0, [Raw(b'{"prediction_id": "a", "model": "fraud", "timestamp": 1, '
 ...     b'"prediction": 1}')], [Raw(b'{"prediction_id": "a", "timestamp": 2, "label": 1}')], 2.0)
->>> registry.get_sample_value("predwatch_joined_total", {"model": "fraud", "version": "unversioned"})
-1.0
+>>> registry.get_sample_value("predwatch_joined_total",
+...                           {"model": "fraud", "version": "unversioned"})
+1
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -300,16 +300,6 @@ def _add_confusion(
                 family.add_metric([*labels, actual, predicted], count)
 
 
-def _watermarks(monitor: Monitor, now: float) -> dict[int, float | None]:
-    """Each partition's watermark at ``now``, without moving the join's own high mark.
-
-    ``Monitor.watermarks`` raises the joins' high-water mark as it reads it, so
-    a scrape would change what later expires; read it on shallow copies instead.
-    """
-    joins = monitor._joins
-    return {partition: copy.copy(join).watermark(now) for partition, join in joins.items()}
-
-
 def progress_families(monitor: Monitor, now: float) -> list[Metric]:
     """How far event time has got: watermarks per partition and the latest event."""
     watermarks = _gauge(
@@ -317,7 +307,7 @@ def progress_families(monitor: Monitor, now: float) -> list[Metric]:
         "Event time up to which a partition's join takes its input as complete.",
         ["partition"],
     )
-    for partition, mark in sorted(_watermarks(monitor, now).items()):
+    for partition, mark in sorted(monitor.watermarks(now).items()):
         if mark is not None and math.isfinite(mark):
             watermarks.add_metric([str(partition)], mark)
     last_event = _gauge(

@@ -65,6 +65,8 @@ class ModelMetrics:
         return names
 
     def scopes(self) -> Iterator[tuple[ScopeKey, Scope]]:
+        """Every scope kept: keys are ``(version, None, None)`` for a version as a whole and
+        ``(version, tag, value)`` for one tag value of it."""
         return iter(self._scopes.items())
 
     def _class_index(self, key: str) -> int:

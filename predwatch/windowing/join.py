@@ -83,12 +83,11 @@ class PartitionJoin:
 
         An idle input's watermark runs ahead with the clock; when events arrive
         again it may fall back, but what expired stays expired, so the join's
-        watermark keeps the highest value it reached.
+        watermark keeps the highest value expiry used. Reading it changes nothing.
         """
         mark = combined([self.prediction_mark, self.label_mark], now)
-        if mark is not None and mark > self._high_mark:
-            self._high_mark = mark
-        return None if self._high_mark == float("-inf") else self._high_mark
+        high = self._high_mark if mark is None else max(mark, self._high_mark)
+        return None if high == float("-inf") else high
 
     def process(
         self, predictions: list[Prediction], labels: list[Label], now: float
@@ -161,6 +160,7 @@ class PartitionJoin:
         mark = self.watermark(now)
         if mark is None:
             return
+        self._high_mark = mark
         deadlines = self._prediction_deadlines
         while deadlines and deadlines[0][0] < mark:
             deadline, key = heapq.heappop(deadlines)
