@@ -1,4 +1,4 @@
-"""The ``predwatch`` command: ``replay``, ``check-config``.
+"""The ``predwatch`` command: ``run``, ``replay``, ``check-config``.
 
 Results go to standard output; logs and errors to standard error. Exit codes:
 0 success, 2 a problem the user can fix (config, arguments, files).
@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from predwatch import __version__
 from predwatch.config import ConfigError, Settings, load_settings
 from predwatch.consumer.files import DEFAULT_BATCH, replay
+from predwatch.consumer.kafka import SourceError
+from predwatch.exporter import ExporterError
+from predwatch.service import Service
 
 log = logging.getLogger("predwatch")
 USAGE_ERROR = 2
@@ -28,6 +33,27 @@ def _load(path: str) -> Settings:
 def cmd_check_config(args: argparse.Namespace) -> int:
     _load(args.config)
     print(f"{args.config}: valid")
+    return 0
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so the service finishes its batch and exits."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("%s received: finishing the batch in hand, then stopping",
+                 signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    service = Service(settings)
+    service.run(stop_on_signals())
     return 0
 
 
@@ -55,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    run = commands.add_parser("run", help="consume Kafka topics and serve /metrics")
+    run.add_argument("--config", required=True, help="YAML config file")
+    run.set_defaults(run=cmd_run)
+
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("config", help="YAML config file")
     check.set_defaults(run=cmd_check_config)
@@ -78,13 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # kafka-python logs every reconnect attempt; predwatch says each change of state once.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if args.verbose else logging.CRITICAL)
     try:
         return int(args.run(args))
     except ConfigError as error:
         for problem in error.problems:
             print(f"{error.source}: {problem}", file=sys.stderr)
         return USAGE_ERROR
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ExporterError, SourceError) as error:
         print(f"predwatch: {error}", file=sys.stderr)
         return USAGE_ERROR
 

@@ -150,6 +150,7 @@ class KafkaSettings(_Section):
     ssl_keyfile: str | None = None
     ssl_password: SecretStr | None = None
     ssl_check_hostname: bool = True
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"  # a new group's start
     max_poll_records: int = Field(default=5000, gt=0)
     session_timeout: Duration = 10.0
     client: dict[str, Any] = Field(default_factory=dict)

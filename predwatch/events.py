@@ -124,7 +124,7 @@ def _load(raw: Raw) -> dict[str, Any]:
         return raw.value
     try:
         message = json.loads(raw.value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, TypeError):  # UnicodeDecodeError is a ValueError
         raise _Reject("not_json") from None
     if not isinstance(message, dict):
         raise _Reject("not_object")

@@ -1,0 +1,237 @@
+"""The Kafka source: one consumer group over the predictions and labels topics.
+
+Both topics must have the same partition count and be keyed by prediction id
+(co-partitioned); the range assignor then gives partition N of both topics to
+the same member, so each partition's join is local. Each poll is split by
+partition number and handed to the monitor; offsets are committed only after
+the monitor has processed the batch (at least once).
+
+A broker that cannot be reached is retried with backoff, said once per change
+of state, and shown on ``/readyz``; the loop never spins and never crashes on
+it. Only a configuration that cannot work (unequal partition counts) stops
+the service, with a ``SourceError`` of one sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from predwatch.config import Settings
+from predwatch.consumer.client import consumer_settings
+from predwatch.consumer.dead_letters import DeadLetters
+from predwatch.events import Raw
+from predwatch.exporter.health import Health
+from predwatch.monitor import Monitor
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500
+ADVANCE_EVERY = 1.0  # seconds between expiry checks when no batch arrives
+LAG_EVERY = 5.0
+MAX_BACKOFF = 30.0
+
+
+class SourceError(RuntimeError):
+    """The source cannot work with this configuration; the message says what to change."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits what was processed before partitions move to another member."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
+        self._source.commit()
+        self._source.health.forget((tp.topic, tp.partition) for tp in revoked)
+        if revoked:
+            log.info("partitions revoked: %s", _names(revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        if assigned:
+            log.info("partitions assigned: %s", _names(assigned))
+
+
+def _names(partitions: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))
+
+
+class KafkaSource:
+    """Feeds a monitor from Kafka until ``stop`` is set.
+
+    ``lock`` is held while the monitor changes, so a scrape reads it between
+    batches; ``clock`` gives processing time (epoch seconds).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        monitor: Monitor,
+        lock: threading.Lock,
+        health: Health,
+        clock: Callable[[], float] = time.time,
+        consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
+    ) -> None:
+        self._kafka = settings.kafka
+        self._monitor = monitor
+        self._lock = lock
+        self.health = health
+        self._clock = clock
+        self._consumer_factory = consumer_factory
+        self._consumer: KafkaConsumer | None = None
+        self._processed: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._dead_letters = (
+            DeadLetters(settings.kafka) if settings.kafka.dead_letter_topic else None
+        )
+        self._state = ""
+
+    def _say(self, state: str, ready: bool, level: int = logging.WARNING) -> None:
+        """Log a state once when it changes, and show it on /readyz."""
+        self.health.set_ready(ready, state)
+        if state != self._state:
+            log.log(level, "%s", state)
+            self._state = state
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; then finish the batch in hand, commit and close."""
+        consumer = self._connect(stop)
+        if consumer is None:
+            return
+        self._consumer = consumer
+        try:
+            self._consume(consumer, stop)
+        finally:
+            self.commit()
+            consumer.close(autocommit=False)
+            if self._dead_letters is not None:
+                self._dead_letters.close()
+            self.health.set_ready(False, "stopped")
+            log.info("consumer closed")
+
+    def _connect(self, stop: threading.Event) -> KafkaConsumer | None:
+        """A consumer subscribed to both topics, retrying with backoff until it is reachable."""
+        kafka = self._kafka
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                consumer = self._consumer_factory(**consumer_settings(kafka))
+            except KafkaError as error:
+                self._say(
+                    f"cannot reach Kafka at {kafka.bootstrap_servers} ({type(error).__name__}); "
+                    "retrying with backoff; check kafka.bootstrap_servers and the network",
+                    ready=False,
+                )
+                stop.wait(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
+            counts = {t: consumer.partitions_for_topic(t) for t in self._topics()}
+            missing = [t for t, partitions in counts.items() if not partitions]
+            if missing:
+                consumer.close(autocommit=False)
+                self._say(f"waiting for topic(s) {', '.join(missing)} to exist", ready=False)
+                stop.wait(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
+            self._check_partitions({t: len(p) for t, p in counts.items() if p})
+            consumer.subscribe(list(self._topics()), listener=_Rebalance(self))
+            self._say(f"consuming {' and '.join(self._topics())} from {kafka.bootstrap_servers}",
+                      ready=True, level=logging.INFO)
+            return consumer
+        return None
+
+    def _topics(self) -> tuple[str, str]:
+        return self._kafka.predictions_topic, self._kafka.labels_topic
+
+    def _check_partitions(self, counts: dict[str, int]) -> None:
+        predictions, labels = self._topics()
+        if counts[predictions] != counts[labels]:
+            raise SourceError(
+                f"topic '{predictions}' has {counts[predictions]} partitions but '{labels}' has "
+                f"{counts[labels]}: give both the same count (and key both by prediction id) so "
+                "that each partition's join is local"
+            )
+
+    def _consume(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
+        last_advance = last_lag = 0.0
+        while not stop.is_set():
+            try:
+                records = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+            except KafkaError as error:
+                self._say(f"polling Kafka failed ({error}); retrying", ready=False)
+                stop.wait(1.0)
+                continue
+            now = self._clock()
+            self.health.polled(now)
+            if records:
+                self._process(records, now)
+                self.commit()
+                last_advance = now
+            elif now - last_advance >= ADVANCE_EVERY:
+                with self._lock:
+                    self._monitor.advance(now)
+                last_advance = now
+            if now - last_lag >= LAG_EVERY:
+                self._update_lag(consumer)
+                last_lag = now
+            if self._state.startswith("polling"):
+                self._say(f"consuming {' and '.join(self._topics())}", True, logging.INFO)
+
+    def _process(self, records: dict[TopicPartition, list[Any]], now: float) -> None:
+        predictions_topic = self._kafka.predictions_topic
+        batches: dict[int, tuple[list[Raw], list[Raw]]] = {}
+        for tp, messages in records.items():
+            batch = batches.setdefault(tp.partition, ([], []))
+            target = batch[0] if tp.topic == predictions_topic else batch[1]
+            target.extend(
+                Raw(
+                    m.value if m.value is not None else b"",
+                    m.timestamp / 1000.0 if m.timestamp is not None and m.timestamp >= 0 else None,
+                    m.offset,
+                )
+                for m in messages
+            )
+            self._processed[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+        with self._lock:
+            for partition in sorted(batches):
+                predictions, labels = batches[partition]
+                changes = self._monitor.process(partition, predictions, labels, now)
+                if changes.invalid and self._dead_letters is not None:
+                    self._dead_letters.send(changes.invalid)
+
+    def commit(self) -> None:
+        """Commit the offsets of everything the monitor has processed."""
+        if self._consumer is None or not self._processed:
+            return
+        offsets, self._processed = self._processed, {}
+        try:
+            self._consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced first: these events will be read again (at least once).
+            log.warning("offset commit failed after a rebalance; some events will be re-read")
+        except KafkaError as error:
+            log.warning("offset commit failed (%s); will retry with the next batch", error)
+            self._processed = offsets | self._processed
+
+    def _update_lag(self, consumer: KafkaConsumer) -> None:
+        """Records behind the partition's end, from the high watermark the last fetch returned."""
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = consumer.position(tp, timeout_ms=1000)
+            except KafkaError:
+                continue
+            if position is not None:
+                self.health.set_lag(tp.topic, tp.partition, highwater - position)
