@@ -23,55 +23,16 @@ import json
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from predwatch.config import Settings, class_key
+from predwatch.records import UNVERSIONED, Invalid, Label, Prediction, Raw, features_of
+from predwatch.wire import FastDecoder
 
-UNVERSIONED = "unversioned"
-
-
-class Raw(NamedTuple):
-    """One message as a source hands it over.
-
-    ``timestamp`` is the transport's own time (a Kafka record timestamp, epoch
-    seconds), used when the message carries none.
-    """
-
-    value: bytes | str | dict[str, Any]  # a dict: already parsed JSON
-    timestamp: float | None = None
-    offset: int | None = None
-
-
-class Prediction(NamedTuple):
-    """A decoded prediction. ``value`` is a class key (classification) or a float (regression)."""
-
-    id: str
-    model: str
-    version: str
-    timestamp: float
-    value: str | float
-    score: float | None
-    probabilities: dict[str, float] | None
-    features: dict[str, Any]
-    tags: dict[str, str]
-
-
-class Label(NamedTuple):
-    """A decoded ground-truth label. ``number`` is the label as a float where it is numeric."""
-
-    id: str
-    timestamp: float
-    value: str
-    number: float | None
-
-
-class Invalid(NamedTuple):
-    """A message that could not be used, and why."""
-
-    topic: str
-    reason: str
-    raw: Raw
-
+__all__ = [
+    "UNVERSIONED", "Decoder", "Invalid", "Label", "Prediction", "Raw", "features_of",
+    "parse_timestamp",
+]
 
 class _Reject(ValueError):
     """Internal: carries the reason a message is invalid."""
@@ -120,8 +81,6 @@ def _class_value(value: object, name: str) -> str:
 
 
 def _load(raw: Raw) -> dict[str, Any]:
-    if isinstance(raw.value, dict):
-        return raw.value
     try:
         message = json.loads(raw.value)
     except (ValueError, TypeError):  # UnicodeDecodeError is a ValueError
@@ -132,9 +91,15 @@ def _load(raw: Raw) -> dict[str, Any]:
 
 
 class Decoder:
-    """Turns raw messages into records, batch by batch, according to the settings."""
+    """Turns raw messages into records, batch by batch, according to the settings.
+
+    Each message goes through ``FastDecoder`` first; what it declines is decoded
+    by the checked path here, which accepts the same messages more slowly and
+    names the reason for each one it refuses.
+    """
 
     def __init__(self, settings: Settings) -> None:
+        self._fast = FastDecoder(settings)
         self._fields = settings.fields
         self._regression = {
             name: model.task == "regression" for name, model in settings.models.items()
@@ -144,24 +109,32 @@ class Decoder:
         """Decode prediction messages; the second list holds what could not be used."""
         decoded: list[Prediction] = []
         invalid: list[Invalid] = []
-        decode = self._prediction
+        fast, checked = self._fast.prediction, self._prediction
         for raw in batch:
-            try:
-                decoded.append(decode(raw))
-            except _Reject as reason:
-                invalid.append(Invalid("predictions", str(reason), raw))
+            record = fast(raw)
+            if record is None:
+                try:
+                    record = checked(raw)
+                except _Reject as reason:
+                    invalid.append(Invalid("predictions", str(reason), raw))
+                    continue
+            decoded.append(record)
         return decoded, invalid
 
     def labels(self, batch: Iterable[Raw]) -> tuple[list[Label], list[Invalid]]:
         """Decode label messages; the second list holds what could not be used."""
         decoded: list[Label] = []
         invalid: list[Invalid] = []
-        decode = self._label
+        fast, checked = self._fast.label, self._label
         for raw in batch:
-            try:
-                decoded.append(decode(raw))
-            except _Reject as reason:
-                invalid.append(Invalid("labels", str(reason), raw))
+            record = fast(raw)
+            if record is None:
+                try:
+                    record = checked(raw)
+                except _Reject as reason:
+                    invalid.append(Invalid("labels", str(reason), raw))
+                    continue
+            decoded.append(record)
         return decoded, invalid
 
     def _id(self, message: dict[str, Any]) -> str:

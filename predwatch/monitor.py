@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from predwatch.config import Settings
-from predwatch.events import Decoder, Invalid, Raw
+from predwatch.events import Decoder
 from predwatch.metrics.delay import DelayHistogram
 from predwatch.metrics.model import ModelMetrics
+from predwatch.records import Invalid, Label, Prediction, Raw
 from predwatch.windowing.join import JoinResult, PartitionJoin
 
 SNAPSHOT_FORMAT = 1
@@ -80,7 +81,7 @@ class Monitor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._decoder = Decoder(settings)
+        self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
         self.counts = JoinCounts()
         self.invalid_reasons: Counter[tuple[str, str]] = Counter()  # (topic, reason)
@@ -110,11 +111,22 @@ class Monitor:
         self, partition: int, predictions: Sequence[Raw], labels: Sequence[Raw], now: float
     ) -> Changes:
         """Decode, join and score one batch of a partition, then expire what is due."""
-        changes = Changes()
-        decoded_predictions, bad = self._decoder.predictions(predictions)
-        changes.invalid.extend(bad)
-        decoded_labels, bad = self._decoder.labels(labels)
-        changes.invalid.extend(bad)
+        decoded_predictions, bad_predictions = self.decoder.predictions(predictions)
+        decoded_labels, bad_labels = self.decoder.labels(labels)
+        return self.process_records(
+            partition, decoded_predictions, decoded_labels, bad_predictions + bad_labels, now
+        )
+
+    def process_records(
+        self,
+        partition: int,
+        decoded_predictions: list[Prediction],
+        decoded_labels: list[Label],
+        invalid: list[Invalid],
+        now: float,
+    ) -> Changes:
+        """As ``process``, for messages a source has already decoded (see ``Decoder``)."""
+        changes = Changes(invalid=invalid)
         if decoded_predictions:
             self.event_clock = max(self.event_clock, max(p.timestamp for p in decoded_predictions))
         self.last_event_time = max(self.event_clock, self.last_event_time)
@@ -199,7 +211,7 @@ class Monitor:
         A snapshot is trusted input (it is unpickled): load only snapshots
         predwatch itself wrote.
         """
-        state = {k: v for k, v in self.__dict__.items() if k not in ("settings", "_decoder")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("settings", "decoder")}
         return pickle.dumps((SNAPSHOT_FORMAT, state), protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod

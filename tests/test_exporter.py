@@ -95,7 +95,6 @@ def monitor(tmp_path_factory: pytest.TempPathFactory) -> Monitor:
         SETTINGS,
         _write(directory / "predictions.jsonl", predictions, "not json\n"),
         _write(directory / "labels.jsonl", labels),
-        batch_size=97,
     )
 
 

@@ -8,6 +8,7 @@ the data alone.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,7 +84,7 @@ def sk_multiclass(
     y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, n_classes: int
 ) -> dict[str, Any]:
     """Accuracy, macro scores over labels in y or pred, log loss of the rows that are not NaN."""
-    expected: dict[str, Any] = {"count": int(len(y))}
+    expected: dict[str, Any] = {"count": len(y)}
     if len(y) == 0:
         expected.update(accuracy=None, macro_precision=None, macro_recall=None, macro_f1=None)
     else:
@@ -386,16 +387,21 @@ def test_multiclass_macro_average_skips_classes_never_seen() -> None:
 # Regression: RegressionStats + regression_metrics
 # ---------------------------------------------------------------------------
 
-reals = st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)
+# scikit-learn's MAPE divides by max(|label|, 2.2e-16); labels far above that keep the two
+# definitions equal (predwatch divides by |label|, leaving out labels equal to 0).
+reals = st.floats(-1e3, 1e3, allow_nan=False).filter(lambda v: v == 0 or abs(v) > 1e-6)
 
 
 @st.composite
 def regression_data(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
-    n = draw(st.integers(1, 200))
+    n = draw(st.integers(2, 200))
     y = draw(hnp.arrays(np.float64, n, elements=reals | st.just(0.0)))
     pred = draw(hnp.arrays(np.float64, n, elements=reals))
-    # Labels equal but for their last few bits make R² ill-conditioned for any implementation.
-    assume(n < 2 or np.ptp(y) == 0 or np.ptp(y) > 1e-6 * max(1.0, float(np.abs(y).max())))
+    # Labels equal but for their last few bits make R² ill-conditioned for any implementation,
+    # so such draws get one label moved by 1; exactly constant labels are the edge cases of
+    # test_regression_edge_cases.
+    if np.ptp(y) <= 1e-6 * max(1.0, float(np.abs(y).max())):
+        y[0] += 1.0
     return y, pred
 
 
@@ -413,16 +419,35 @@ def test_regression_metrics_match_sklearn(data: tuple[np.ndarray, np.ndarray]) -
                    tolerance=_regression_slack(y, pred))
 
 
-@FAST
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 500),
-       offset=st.sampled_from([1e6, -1e6, 1e8]), batches=st.integers(1, 8))
+@dataclass
+class OffsetCase:
+    offset: float
+    spread: float  # standard deviation of the labels around the offset
+
+
+OFFSET_CASES = [
+    # Labels 1e6 + N(0, 1): a sum of squares minus n·mean² would lose ~12 of 16 digits.
+    OffsetCase(1e6, 1.0),
+    # Negative offset, same magnitude.
+    OffsetCase(-1e6, 1.0),
+    # Labels 1e6 + N(0, 0.001) (e.g. a sensor reading): spread/offset = 1e-9.
+    OffsetCase(1e6, 1e-3),
+    # Labels 1e8 + N(0, 1) (e.g. epoch-millisecond-scale targets): spread/offset = 1e-8.
+    OffsetCase(1e8, 1.0),
+]
+
+
+@pytest.mark.parametrize("case", OFFSET_CASES, ids=lambda c: f"{c.offset:g}+N(0,{c.spread:g})")
+@FEW
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 500), batches=st.integers(1, 8))
 def test_r2_exact_for_large_labels_with_small_spread(
-    seed: int, n: int, offset: float, batches: int
+    case: OffsetCase, seed: int, n: int, batches: int
 ) -> None:
-    # Labels 1e6 + noise: a sum of squares minus n·mean² would lose ~12 of 16 digits.
+    # scikit-learn's two-pass formula is exact to ~1e-14 here (checked against fractions),
+    # so merged batches must agree with it to 1e-9 as well.
     rng = np.random.default_rng(seed)
-    y = offset + rng.normal(0, 1, n)
-    pred = y + rng.normal(0, 0.5, n)
+    y = case.offset + rng.normal(0, case.spread, n)
+    pred = y + rng.normal(0, case.spread / 2, n)
     stats = RegressionStats()
     for chunk_y, chunk_p in zip(np.array_split(y, batches), np.array_split(pred, batches),
                                 strict=True):
@@ -440,6 +465,11 @@ class RegressionCase:
 REGRESSION_EDGE_CASES = [
     # Constant labels: R² undefined (None), where scikit-learn would force 0 or 1.
     RegressionCase([2.0, 2.0, 2.0], [1.0, 2.0, 3.0]),
+    # Constant labels whose float mean is not the label itself (0.1 * 3 / 3 != 0.1):
+    # R² must still be None, not 1 - SSE / (rounding residue) ~ -5e33.
+    RegressionCase([0.1, 0.1, 0.1], [1.1, 1.1, 1.1]),
+    # The same with another value and count.
+    RegressionCase([3.3] * 7, [4.3] * 7),
     # Every label 0: MAPE undefined (None), the others defined.
     RegressionCase([0.0, 0.0, 0.0, 0.0], [1.0, -1.0, 0.5, 0.0]),
     # Some labels 0: MAPE over the others only, by design.
@@ -452,8 +482,12 @@ REGRESSION_EDGE_CASES = [
 @pytest.mark.parametrize("case", REGRESSION_EDGE_CASES)
 def test_regression_edge_cases(case: RegressionCase) -> None:
     y, pred = np.array(case.y), np.array(case.pred)
-    assert_metrics(_regression(y, pred), sk_regression(y, pred),
-                   tolerance=_regression_slack(y, pred))
+    expected = sk_regression(y, pred)
+    assert_metrics(_regression(y, pred), expected, tolerance=_regression_slack(y, pred))
+    split = RegressionStats()  # the same pairs in two batches
+    split.update(y[:1], pred[:1])
+    split.update(y[1:], pred[1:])
+    assert_metrics(regression_metrics(split), expected, tolerance=_regression_slack(y, pred))
 
 
 # ---------------------------------------------------------------------------
@@ -634,8 +668,9 @@ def _raw_messages(task: str, rng: np.random.Generator, index: int, pair: Pair
     if pair.proba is not None:
         message["probabilities"] = {str(c): float(p)
                                     for c, p in zip(MULTI_CLASSES, pair.proba, strict=True)}
-    return Raw(message), Raw({"prediction_id": f"p{index}",
-                              "timestamp": pair.timestamp + 60.0, "label": label})
+    return Raw(json.dumps(message)), Raw(json.dumps({"prediction_id": f"p{index}",
+                                              "timestamp": pair.timestamp + 60.0,
+                                              "label": label}))
 
 
 def _reference(task: str, pairs: list[Pair]) -> dict[str, Any]:
@@ -662,7 +697,12 @@ def _reference(task: str, pairs: list[Pair]) -> dict[str, Any]:
 
 
 def _slack(task: str, pairs: list[Pair]) -> dict[str, float]:
-    tolerance = {"roc_auc": 0.005}
+    tolerance: dict[str, float] = {}
+    scored = [p for p in pairs if p.score is not None]
+    if task == "binary" and scored:
+        # A few dozen pairs per scope: one near-tie in a bin already moves AUC by > 0.005.
+        tolerance["roc_auc"] = _auc_binning_bound(np.array([p.actual for p in scored]),
+                                                  np.array([p.score for p in scored]))
     if task == "regression" and pairs:
         tolerance.update(_regression_slack(np.array([p.actual for p in pairs]),
                                            np.array([p.predicted for p in pairs])))
@@ -706,8 +746,8 @@ END_TO_END_CASES = [
 
 
 @pytest.mark.parametrize("case", END_TO_END_CASES, ids=lambda c: f"{c.task}-{c.positive_label}")
-@FEW
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 120), batches=st.integers(1, 6),
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 90), batches=st.integers(1, 6),
        idle=st.sampled_from([0.0, 0.0, 25.0, 500.0]))
 def test_model_metrics_report_matches_sklearn(
     case: EndToEndCase, seed: int, n: int, batches: int, idle: float
@@ -778,10 +818,11 @@ def test_binary_classes_agree_across_spellings() -> None:
     decoder = Decoder(config)
     spellings = [(1, "1"), (True, 1), ("1", 1.0), (0, False), ("0", 0.0), (False, "0")]
     predictions, _ = decoder.predictions(
-        [Raw({"prediction_id": str(i), "model": "m", "timestamp": i, "prediction": p})
+        [Raw(json.dumps({"prediction_id": str(i), "model": "m", "timestamp": i,
+                         "prediction": p}))
          for i, (p, _) in enumerate(spellings)])
     labels, _ = decoder.labels(
-        [Raw({"prediction_id": str(i), "timestamp": i, "label": a})
+        [Raw(json.dumps({"prediction_id": str(i), "timestamp": i, "label": a}))
          for i, (_, a) in enumerate(spellings)])
     metrics = ModelMetrics(config.models["m"], config.metrics)
     metrics.update(list(zip(predictions, labels, strict=True)), clock=10.0)

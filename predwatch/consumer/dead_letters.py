@@ -17,7 +17,7 @@ from kafka.errors import KafkaError
 
 from predwatch.config import KafkaSettings
 from predwatch.consumer.client import client_settings
-from predwatch.events import Invalid
+from predwatch.records import Invalid
 
 log = logging.getLogger(__name__)
 

@@ -1,66 +1,97 @@
 """Replay from JSON Lines files: the two files interleaved as the two topics would arrive.
 
-Each file keeps its own order (a topic partition is read in order, out-of-order
-events included); the two are merged by event timestamp, predictions first on
-a tie. Lines are parsed once here and handed over already parsed. The replay
-clock is event time: ``now`` is the largest timestamp read so far.
+Each file is read in its own order, as a topic partition is. An event is taken
+to arrive when its file has reached the largest event time before it (the
+file's running maximum), so an out-of-order event arrives with its
+neighbours, as it would on a topic; a line without a usable time arrives with
+the line before it. The replay clock is event time.
 
-A batch ends after ``batch_size`` events or once it spans ``join.grace`` of
-event time, whichever comes first, so expiry (decided at the end of a batch)
-happens within a grace period of when it is due, on small files as on large.
+Both files are cut at the same boundaries of event time, ``join.grace`` apart,
+and each slice is one batch for the monitor: expiry (decided at the end of a
+batch) then happens within one grace period of when it is due, whatever the
+size of the files.
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import json
-from collections.abc import Iterator
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Generic, TypeVar
+
+import numpy as np
 
 from predwatch.config import Settings
-from predwatch.events import Raw, parse_timestamp
 from predwatch.monitor import Monitor
+from predwatch.records import Invalid, Label, Prediction, Raw
 
-PREDICTIONS, LABELS = 0, 1
-DEFAULT_BATCH = 5000
-
-
-def _timed_lines(path: Path, topic: int, timestamp_field: str) -> Iterator[tuple[float, int, Raw]]:
-    """``(event time, topic, message)`` per non-blank line; unusable lines keep the last time."""
-    last = float("-inf")
-    with path.open("rb") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            value: bytes | dict[str, Any] = line
-            try:
-                message = json.loads(line)
-            except ValueError:
-                message = None
-            if isinstance(message, dict):
-                value = message
-                with contextlib.suppress(ValueError):  # the decoder will name the reason
-                    last = parse_timestamp(message.get(timestamp_field))
-            yield last, topic, Raw(value)
+CHUNK_LINES = 20_000
+Record = TypeVar("Record", Prediction, Label)
 
 
-def merged(settings: Settings, predictions: Path, labels: Path) -> Iterator[tuple[float, int, Raw]]:
-    """Both files' messages, interleaved by event time."""
-    field = settings.fields.timestamp
-    return heapq.merge(
-        _timed_lines(predictions, PREDICTIONS, field),
-        _timed_lines(labels, LABELS, field),
-        key=lambda item: (item[0], item[1]),
-    )
+@dataclass
+class _File(Generic[Record]):
+    """One file's decoded records waiting to be replayed, with their arrival times."""
+
+    lines: IO[bytes]
+    decode: Callable[[list[Raw]], tuple[list[Record], list[Invalid]]]
+    records: list[Record] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # of each record, non-decreasing
+    invalid: list[Invalid] = field(default_factory=list)
+    invalid_arrivals: list[float] = field(default_factory=list)
+    latest: float = -math.inf  # the file's running maximum event time
+    done: bool = False
+
+    def read_chunk(self) -> None:
+        lines = [line for line in islice(self.lines, CHUNK_LINES) if line.strip()]
+        if not lines:
+            self.done = True
+            return
+        # Decoding keeps order, so each record's and reject's position in the file is
+        # recovered by decoding line by line only where a reject interrupts the run.
+        raws = [Raw(line) for line in lines]
+        decoded, rejected = self.decode(raws)
+        if not rejected:
+            self._arrive(decoded)
+            return
+        for raw in raws:
+            one, bad = self.decode([raw])
+            if one:
+                self._arrive(one)
+            else:
+                self.invalid.append(bad[0])
+                self.invalid_arrivals.append(self.latest)
+
+    def _arrive(self, records: list[Record]) -> None:
+        times = np.fromiter((r.timestamp for r in records), np.float64, len(records))
+        arrivals = np.maximum.accumulate(np.maximum(times, self.latest))
+        self.latest = float(arrivals[-1])
+        self.records.extend(records)
+        self.arrivals.extend(arrivals.tolist())
+
+    def take_before(self, end: float) -> tuple[list[Record], list[Invalid]]:
+        """Remove and return what arrives before event time ``end``."""
+        count = bisect_left(self.arrivals, end)
+        records = self.records[:count]
+        del self.records[:count], self.arrivals[:count]
+        count = bisect_left(self.invalid_arrivals, end)
+        invalid = self.invalid[:count]
+        del self.invalid[:count], self.invalid_arrivals[:count]
+        return records, invalid
+
+    @property
+    def first_arrival(self) -> float:
+        times = [a[0] for a in (self.arrivals, self.invalid_arrivals) if a]
+        return min(times, default=math.inf)
 
 
 def replay(
     settings: Settings,
     predictions: str | Path,
     labels: str | Path,
-    batch_size: int = DEFAULT_BATCH,
     monitor: Monitor | None = None,
 ) -> Monitor:
     """Feed both files through a monitor (a new one unless given) and return it.
@@ -71,20 +102,41 @@ def replay(
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such file; give a JSON Lines file of events")
     monitor = monitor if monitor is not None else Monitor(settings)
-    batch: tuple[list[Raw], list[Raw]] = ([], [])
-    now = batch_start = float("-inf")
-    size = 0
-    span = settings.join.grace
-    for event_time, topic, raw in merged(settings, Path(predictions), Path(labels)):
-        if size and (size >= batch_size or event_time - batch_start > span):
-            monitor.process(0, batch[PREDICTIONS], batch[LABELS], now)
-            batch, size = ([], []), 0
-        if size == 0:
-            batch_start = event_time
-        if event_time > now:
-            now = event_time
-        batch[topic].append(raw)
-        size += 1
-    if size:
-        monitor.process(0, batch[PREDICTIONS], batch[LABELS], now)
+    with Path(predictions).open("rb") as p_lines, Path(labels).open("rb") as l_lines:
+        for batch in _batches(settings, monitor, p_lines, l_lines):
+            monitor.process_records(0, *batch)
     return monitor
+
+
+def _batches(
+    settings: Settings, monitor: Monitor, p_lines: IO[bytes], l_lines: IO[bytes]
+) -> Iterator[tuple[list[Prediction], list[Label], list[Invalid], float]]:
+    """Slices of both files, one grace period of arrival time each, with the clock at its end."""
+    decoder = monitor.decoder
+    files: tuple[_File[Prediction], _File[Label]] = (
+        _File(p_lines, decoder.predictions), _File(l_lines, decoder.labels)
+    )
+    step = settings.join.grace or 1.0
+    now = -math.inf
+    while True:
+        for f in files:
+            while not f.done and not f.records and not f.invalid:
+                f.read_chunk()
+        if all(f.done and not f.records and not f.invalid for f in files):
+            return
+        # Everything before `ready` has been read from both files.
+        ready = min((f.latest for f in files if not f.done), default=math.inf)
+        start = min(f.first_arrival for f in files)
+        if start == -math.inf:  # lines before any usable time arrive first
+            end = math.nextafter(-math.inf, 0.0)
+        else:
+            end = (math.floor(start / step) + 1) * step
+        if end > ready:
+            lagging = min((f for f in files if not f.done), key=lambda f: f.latest)
+            lagging.read_chunk()
+            continue
+        p_records, p_invalid = files[0].take_before(end)
+        l_records, l_invalid = files[1].take_before(end)
+        times = [r.timestamp for r in p_records] + [r.timestamp for r in l_records]
+        now = max(now, max(times, default=now))
+        yield p_records, l_records, p_invalid + l_invalid, now

@@ -28,9 +28,9 @@ from kafka.structs import OffsetAndMetadata
 from predwatch.config import Settings
 from predwatch.consumer.client import consumer_settings
 from predwatch.consumer.dead_letters import DeadLetters
-from predwatch.events import Raw
 from predwatch.exporter.health import Health
 from predwatch.monitor import Monitor
+from predwatch.records import Raw
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-SCORE_BINS = 2048
-_LOGIT_RANGE = 10.0
+SCORE_BINS = 4096
+_LOGIT_RANGE = 20.0  # scores from 2e-9 to 1 - 2e-9 get bins of their own
 _EPS = 1e-15  # probabilities are clipped to [eps, 1 - eps] before taking logs
 
 
 def score_bins(score: np.ndarray) -> np.ndarray:
-    """The histogram bin of each score in [0, 1]: even steps of logit over [-10, 10]."""
+    """The histogram bin of each score in [0, 1]: even steps of logit over [-20, 20]."""
     clipped = np.clip(score, _EPS, 1.0 - _EPS)
     logit = np.log(clipped) - np.log1p(-clipped)
     position = (logit + _LOGIT_RANGE) * (SCORE_BINS / (2 * _LOGIT_RANGE))

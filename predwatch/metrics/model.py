@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from predwatch.config import MetricSettings, ModelSettings
-from predwatch.events import Label, Prediction
 from predwatch.metrics.classification import (
     ClassificationStats,
     binary_metrics,
@@ -27,6 +26,7 @@ from predwatch.metrics.classification import (
 )
 from predwatch.metrics.regression import RegressionStats, regression_metrics
 from predwatch.metrics.windows import Columns, CountWindow, TimeWindow
+from predwatch.records import Label, Prediction
 
 OTHER = "other"  # tag values past the cap
 MISSING = "missing"  # pairs whose prediction lacks the tag

@@ -2,7 +2,9 @@
 
 The label variance behind R² is kept as count, mean and sum of squared
 deviations, merged with Chan et al.'s parallel update, so it stays exact when
-labels are large and vary little (a plain sum of squares would cancel).
+labels are large and vary little (a plain sum of squares would cancel). The
+mean is kept relative to a shift, the first label seen, so that it is small
+and its rounding error scales with the labels' spread, not their size.
 
 MAPE leaves out pairs whose label is 0, where a percentage error is undefined.
 
@@ -25,7 +27,7 @@ class RegressionStats:
     """Error sums and label moments of matched regression pairs."""
 
     __slots__ = ("absolute_error_sum", "count", "error_sum", "label_m2", "label_mean",
-                 "percentage_count", "percentage_error_sum", "squared_error_sum")
+                 "label_shift", "percentage_count", "percentage_error_sum", "squared_error_sum")
 
     def __init__(self) -> None:
         self.count = 0
@@ -34,7 +36,8 @@ class RegressionStats:
         self.squared_error_sum = 0.0
         self.percentage_error_sum = 0.0
         self.percentage_count = 0
-        self.label_mean = 0.0
+        self.label_shift = 0.0
+        self.label_mean = 0.0  # of label - label_shift
         self.label_m2 = 0.0
 
     def update(self, actual: np.ndarray, predicted: np.ndarray) -> None:
@@ -51,16 +54,24 @@ class RegressionStats:
         nonzero = actual != 0
         batch.percentage_error_sum = float((absolute[nonzero] / np.abs(actual[nonzero])).sum())
         batch.percentage_count = int(nonzero.sum())
-        batch.label_mean = float(actual.mean())
-        batch.label_m2 = float(((actual - batch.label_mean) ** 2).sum())
+        batch.label_shift = self.label_shift if self.count else float(actual[0])
+        shifted = actual - batch.label_shift
+        if shifted.min() == shifted.max():  # constant: the mean is exact, the spread is 0
+            batch.label_mean, batch.label_m2 = float(shifted[0]), 0.0
+        else:
+            batch.label_mean = float(shifted.mean())
+            batch.label_m2 = float(((shifted - batch.label_mean) ** 2).sum())
         self.merge(batch)
 
     def merge(self, other: RegressionStats) -> None:
         """Add another set of statistics into this one."""
         if other.count == 0:
             return
+        if self.count == 0:
+            self.label_shift = other.label_shift
         total = self.count + other.count
-        delta = other.label_mean - self.label_mean
+        # Shifts are labels of one model, so their difference is exact or nearly so.
+        delta = (other.label_shift - self.label_shift) + other.label_mean - self.label_mean
         self.label_m2 += other.label_m2 + delta * delta * self.count * other.count / total
         self.label_mean += delta * other.count / total
         self.count = total

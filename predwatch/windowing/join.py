@@ -20,7 +20,7 @@ import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from predwatch.events import Label, Prediction
+from predwatch.records import Label, Prediction
 from predwatch.windowing.watermark import Watermark, combined
 
 
