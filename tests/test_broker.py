@@ -12,6 +12,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from predwatch.demo.broker import BrokerError, EmbeddedBroker
 
@@ -26,11 +27,8 @@ FAST_GROUP = {
 
 
 def json_producer(broker: EmbeddedBroker) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=broker.bootstrap_servers,
-        key_serializer=str.encode,
-        value_serializer=lambda v: json.dumps(v).encode(),
-    )
+    return KafkaProducer(bootstrap_servers=broker.bootstrap_servers,
+                         key_serializer=DefaultSerializer(), value_serializer=JsonSerializer())
 
 
 def group_consumer(broker: EmbeddedBroker, topic: str, group: str) -> KafkaConsumer:
@@ -53,13 +51,6 @@ def consume(consumer: KafkaConsumer, count: int, timeout: float = 30.0,
         for batch in consumer.poll(timeout_ms=100).values():
             records.extend(batch)
     return records
-
-
-def wait_for_assignment(consumer: KafkaConsumer, timeout: float = 30.0) -> set[TopicPartition]:
-    deadline = time.monotonic() + timeout
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(timeout_ms=100)
-    return set(consumer.assignment())
 
 
 def test_group_consumer_reads_each_message_once_and_resumes_from_commit(
@@ -94,8 +85,8 @@ def test_group_consumer_reads_each_message_once_and_resumes_from_commit(
 
     second = group_consumer(kafka_broker, topic, group)
     try:
-        assert wait_for_assignment(second) == set(partitions)
         resumed = consume(second, 50)
+        assert second.assignment() == set(partitions)
         new_ids = sorted(json.loads(r.value)["prediction_id"] for r in resumed)
         assert new_ids == sorted(f"id-{i}" for i in range(1000, 1050))
     finally:
@@ -116,6 +107,7 @@ def test_confluent_producer_is_readable_by_kafka_python(
         producer.produce(topic, key=f"c-{i}", value=json.dumps(value),
                          timestamp=1_700_000_000_000 + i, headers={"source": b"confluent"})
     assert producer.flush(10) == 0
+    producer.close()
 
     consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers,
                              auto_offset_reset="earliest")
