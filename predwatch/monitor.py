@@ -20,6 +20,7 @@ import pickle
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from predwatch.records import Invalid, Label, Prediction, Raw
 from predwatch.windowing.join import JoinResult, PartitionJoin
 
 SNAPSHOT_FORMAT = 1
+_model_version = attrgetter("model", "version")
 
 
 @dataclass
@@ -133,7 +135,7 @@ class Monitor:
         if decoded_labels:
             latest_label = max(label.timestamp for label in decoded_labels)
             self.last_event_time = max(self.last_event_time, latest_label)
-        per_model = Counter((p.model, p.version) for p in decoded_predictions)
+        per_model = Counter(map(_model_version, decoded_predictions))
         for key, count in per_model.items():
             self._model_counts(key).predictions += count
         self.counts.predictions += len(decoded_predictions)
@@ -190,7 +192,7 @@ class Monitor:
             for pair in result.matched:
                 by_model.setdefault(pair[0].model, []).append(pair)
             for model, pairs in by_model.items():
-                for key, count in Counter((p.model, p.version) for p, _ in pairs).items():
+                for key, count in Counter(_model_version(p) for p, _ in pairs).items():
                     self._model_counts(key).matched += count
                 self.metrics[model].update(pairs, self.event_clock)
                 delays = self.label_delays.get(model)

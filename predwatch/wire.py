@@ -96,9 +96,11 @@ class FastDecoder:
             version = str(version)
         elif not version:
             return None
-        timestamp = _seconds(wire.timestamp, raw)
-        if timestamp is None:
-            return None
+        timestamp = wire.timestamp
+        if type(timestamp) is not float:
+            timestamp = _seconds(timestamp, raw)
+            if timestamp is None:
+                return None
         predicted = wire.prediction
         if regression:
             if type(predicted) is str:
@@ -139,9 +141,11 @@ class FastDecoder:
             key = str(key)
         elif not key:
             return None
-        timestamp = _seconds(wire.timestamp, raw)
-        if timestamp is None:
-            return None
+        timestamp = wire.timestamp
+        if type(timestamp) is not float:
+            timestamp = _seconds(timestamp, raw)
+            if timestamp is None:
+                return None
         label = wire.label
         if type(label) is str:
             return Label(key, timestamp, label, None)
@@ -150,12 +154,9 @@ class FastDecoder:
         return Label(key, timestamp, class_key(label), float(label))
 
 
-def _seconds(stamp: datetime | float | None, raw: Raw) -> float | None:
+def _seconds(stamp: datetime | None, raw: Raw) -> float | None:
     if stamp is None:
         return raw.timestamp
-    if type(stamp) is float:
-        return stamp
-    assert isinstance(stamp, datetime)
     if stamp.tzinfo is None:
         return None  # ambiguous: the checked path names the reason
     return stamp.timestamp()

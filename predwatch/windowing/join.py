@@ -162,16 +162,19 @@ class PartitionJoin:
             return
         self._high_mark = mark
         deadlines = self._prediction_deadlines
+        pending, matched, ended = self._predictions, self._matched, self._ended
+        timeout, unlabelled, pop = self._label_timeout, result.unlabelled, heapq.heappop
         while deadlines and deadlines[0][0] < mark:
-            deadline, key = heapq.heappop(deadlines)
-            prediction = self._predictions.get(key)
-            if prediction is not None and prediction.timestamp + self._label_timeout == deadline:
-                del self._predictions[key]
-                result.unlabelled.append(prediction)
-                self._remember(key, matched=False)
-            elif self._matched.get(key) == deadline:
-                del self._matched[key]
-                self._remember(key, matched=True)
+            deadline, key = pop(deadlines)
+            prediction = pending.get(key)
+            if prediction is not None and prediction.timestamp + timeout == deadline:
+                del pending[key]
+                unlabelled.append(prediction)
+                ended[key] = False
+            elif matched.get(key) == deadline:
+                del matched[key]
+                ended[key] = True
+        self._forget_oldest()
         deadlines = self._label_deadlines
         while deadlines and deadlines[0][0] < mark:
             deadline, key = heapq.heappop(deadlines)
@@ -180,12 +183,11 @@ class PartitionJoin:
                 del self._labels[key]
                 result.orphan_labels.append(label)
 
-    def _remember(self, key: str, matched: bool) -> None:
-        if self._memory_size == 0:
-            return
-        self._ended[key] = matched
-        if len(self._ended) > self._memory_size:
-            self._ended.popitem(last=False)
+    def _forget_oldest(self) -> None:
+        """Keep the memory of ended ids to its configured size, forgetting the oldest first."""
+        ended, excess = self._ended, len(self._ended) - self._memory_size
+        for _ in range(max(0, excess)):
+            ended.popitem(last=False)
 
 
 def _fits(prediction: Prediction, label: Label) -> bool:
