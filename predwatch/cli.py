@@ -1,4 +1,4 @@
-"""The ``predwatch`` command: ``run``, ``replay``, ``check-config``.
+"""The ``predwatch`` command: ``run``, ``demo``, ``replay``, ``check-config``.
 
 Results go to standard output; logs and errors to standard error. Exit codes:
 0 success, 2 a problem the user can fix (config, arguments, files).
@@ -20,6 +20,7 @@ from predwatch import __version__
 from predwatch.config import ConfigError, Settings, load_settings
 from predwatch.consumer.files import replay
 from predwatch.consumer.kafka import SourceError
+from predwatch.demo.app import add_demo_parser
 from predwatch.exporter import ExporterError
 from predwatch.service import Service
 
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="consume Kafka topics and serve /metrics")
     run.add_argument("--config", required=True, help="YAML config file")
     run.set_defaults(run=cmd_run)
+
+    add_demo_parser(commands)
 
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("config", help="YAML config file")

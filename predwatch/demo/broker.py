@@ -67,9 +67,16 @@ class EmbeddedBroker:
     anonymous temporary file that is only read if the broker fails to start.
     """
 
-    def __init__(self, *, log_path: Path | str | None = None, startup_timeout: float = 20.0):
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        log_path: Path | str | None = None,
+        startup_timeout: float = 20.0,
+    ):
         self.log_path = Path(log_path) if log_path is not None else None
         self.startup_timeout = startup_timeout
+        self._requested_port = port  # None: a free port at start
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -87,7 +94,7 @@ class EmbeddedBroker:
         if self._proc is not None:
             return self
         binary = _broker_binary()
-        self.port = _free_port()
+        self.port = self._requested_port or _free_port()
         url = f"tcp://{HOST}:{self.port}"
         # Both files stay open while the broker runs; stop() closes them.
         self._log = (open(self.log_path, "w+b") if self.log_path  # noqa: SIM115
@@ -96,6 +103,7 @@ class EmbeddedBroker:
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C stops the clients first; stop() ends the broker
         )
         try:
             self._admin = self._wait_until_ready()
