@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from predwatch.demo.broker import EmbeddedBroker
+
+
+def require_binary(name: str, package: str) -> None:
+    """Skip a test whose binary is missing; in CI (PREDWATCH_REQUIRE_BINARIES=1) fail instead."""
+    message = f"{name} is not on PATH; install {package}"
+    if os.environ.get("PREDWATCH_REQUIRE_BINARIES") == "1":
+        pytest.fail(message + " (CI must run this test, not skip it)")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_binary
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -336,7 +337,7 @@ def test_docs_list_exactly_the_exposed_metrics(server: MetricsServer) -> None:
 
 def _promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     if shutil.which("promtool") is None:
-        pytest.skip("promtool is not on PATH; install Debian's 'prometheus' package")
+        require_binary("promtool", "Debian's 'prometheus' package")
     return subprocess.run(["promtool", *args], input=stdin, capture_output=True, text=True,
                           check=False, timeout=60)
 
