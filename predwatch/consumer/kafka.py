@@ -10,6 +10,12 @@ A broker that cannot be reached is retried with backoff, said once per change
 of state, and shown on ``/readyz``; the loop never spins and never crashes on
 it. Only a configuration that cannot work (unequal partition counts) stops
 the service, with a ``SourceError`` of one sentence.
+
+When a rebalance takes partitions away, what was processed is committed and
+the partitions' pending events stay here until they expire. The new owner
+starts after the committed offsets, so no event is counted twice; a label it
+reads for a prediction still pending here counts as an orphan there. Handing
+the pending state over with the partition needs checkpoints.
 """
 
 from __future__ import annotations
@@ -176,8 +182,8 @@ class KafkaSource:
             if records:
                 self._process(records, now)
                 self.commit()
-                last_advance = now
-            elif now - last_advance >= ADVANCE_EVERY:
+            if now - last_advance >= ADVANCE_EVERY:
+                # Partitions without traffic in this poll expire what is due too.
                 with self._lock:
                     self._monitor.advance(now)
                 last_advance = now
