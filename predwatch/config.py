@@ -31,10 +31,10 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from predwatch.durations import parse_duration
+from predwatch.alerts.settings import AlertSettings, check_alerts
+from predwatch.durations import Duration
 
 Task = Literal["binary", "multiclass", "regression"]
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def class_key(value: object) -> str:
@@ -176,6 +176,7 @@ class Settings(BaseSettings):
     metrics: MetricSettings = Field(default_factory=MetricSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -224,12 +225,16 @@ def load_settings(path: str | Path) -> Settings:
 def settings_from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
     """Validate an already parsed config mapping; see ``load_settings``."""
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
     except SettingsError as exc:
         # A PREDWATCH_* variable of a structured setting that is not valid JSON.
         raise ConfigError("environment", [f"{exc}; give that variable as JSON"]) from None
+    problems = check_alerts(settings.alerts, settings)
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
 
 
 def _describe(error: Any) -> str:

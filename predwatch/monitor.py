@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from predwatch.alerts.engine import AlertEngine, Context, Transition
+from predwatch.alerts.rules import Extra
 from predwatch.config import Settings
 from predwatch.events import Decoder
 from predwatch.metrics.delay import DelayHistogram
@@ -33,6 +35,7 @@ from predwatch.records import Invalid, Label, Prediction, Raw
 from predwatch.windowing.join import JoinResult, PartitionJoin
 
 SNAPSHOT_FORMAT = 1
+ALERT_LOG_SIZE = 10_000  # transitions kept for the summary
 _model_version = attrgetter("model", "version")
 
 
@@ -91,6 +94,9 @@ class Monitor:
         self.metrics = {
             name: ModelMetrics(model, settings.metrics) for name, model in settings.models.items()
         }
+        self.alerts = AlertEngine(settings.alerts)
+        self.alert_log: deque[Transition] = deque(maxlen=ALERT_LOG_SIZE)
+        self.last_arrival = float("-inf")  # processing time of the latest message
         self.label_delays: dict[str, DelayHistogram] = {}  # per model
         self.event_clock = float("-inf")  # the largest prediction time seen
         self.last_event_time = float("-inf")  # the largest time of any valid event
@@ -129,6 +135,8 @@ class Monitor:
     ) -> Changes:
         """As ``process``, for messages a source has already decoded (see ``Decoder``)."""
         changes = Changes(invalid=invalid)
+        if decoded_predictions or decoded_labels or invalid:
+            self.last_arrival = max(self.last_arrival, now)
         if decoded_predictions:
             self.event_clock = max(self.event_clock, max(p.timestamp for p in decoded_predictions))
         self.last_event_time = max(self.event_clock, self.last_event_time)
@@ -200,12 +208,30 @@ class Monitor:
                     delays = self.label_delays[model] = DelayHistogram()
                 delays.observe(np.array([label.timestamp - p.timestamp for p, label in pairs]))
 
-    def summary(self) -> dict[str, Any]:
-        """Join counts and every model version's metrics, as a JSON-ready document."""
+    def figures(self) -> dict[str, Any]:
+        """Join counts and every model version's metrics: what alert rules read."""
         models = {
             name: metrics.report(self.event_clock) for name, metrics in self.metrics.items()
         }
         return {"join": self.counts.as_dict(), "models": {k: v for k, v in models.items() if v}}
+
+    def summary(self) -> dict[str, Any]:
+        """``figures()`` and the alert transitions so far, as a JSON-ready document."""
+        return {**self.figures(), "alerts": [t.as_dict() for t in self.alert_log]}
+
+    def evaluate_alerts(
+        self, now: float, extra: Extra | None = None, context: Context | None = None
+    ) -> list[Transition]:
+        """Evaluate the alert rules if ``alerts.evaluate_every`` has passed; the transitions.
+
+        ``extra`` carries figures the core does not hold (consumer lag, seconds
+        since the last event); ``context`` extra annotation variables.
+        """
+        if not self.alerts.due(now):
+            return []
+        transitions = self.alerts.evaluate(self.figures(), now, extra, context)
+        self.alert_log.extend(transitions)
+        return transitions
 
     def snapshot(self) -> bytes:
         """All state, serialised; ``Monitor.restore`` continues from it with identical results.
@@ -226,6 +252,7 @@ class Monitor:
             )
         monitor = cls(settings)
         monitor.__dict__.update(state)
+        monitor.alerts.reconfigure(settings.alerts)
         return monitor
 
 

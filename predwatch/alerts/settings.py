@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,7 +26,10 @@ from pydantic import (
     model_validator,
 )
 
-from predwatch.config import Duration, Settings
+from predwatch.durations import Duration
+
+if TYPE_CHECKING:
+    from predwatch.config import Settings
 
 Unit = Literal["number", "seconds"]
 Scope = Literal["window", "version", "global"]
@@ -110,7 +113,7 @@ class RuleSettings(_Section):
             problem = (f"'clear' ({self.clear:g}) must be at or below 'above' ({self.above:g}): "
                        "the alert resolves once the value has recovered to 'clear'")
         elif reserved := sorted(RESERVED_LABELS & self.labels.keys()):
-            problem = f"labels {', '.join(reserved)} are set by predwatch; remove them"
+            problem = f"'labels' may not set {', '.join(reserved)}: predwatch sets them"
         elif isinstance(self.tags, dict) and len(self.tags) != 1:
             problem = ("'tags' selects one tag, e.g. {region: eu} or {region: '*'} "
                        "(metrics are split per tag, not per combination of tags)")
@@ -147,11 +150,11 @@ class _Builtin(_Section):
     labels: dict[LabelName, str] = Field(default_factory=dict)
 
     def _rule(self, name: str, metric: str, summary: str, **fields: Any) -> RuleSettings:
-        return RuleSettings(
-            name=name, metric=metric, severity=self.severity, for_=self.for_,
-            keep_firing_for=self.keep_firing_for, labels=self.labels,
-            annotations={"summary": summary}, **fields,
-        )
+        return RuleSettings.model_validate({
+            "name": name, "metric": metric, "severity": self.severity, "for": self.for_,
+            "keep_firing_for": self.keep_firing_for, "labels": self.labels,
+            "annotations": {"summary": summary}, **fields,
+        })
 
 
 class ConceptDriftRule(_Builtin):
@@ -194,7 +197,8 @@ class LabelCoverageRule(_Builtin):
 
     def to_rule(self) -> RuleSettings:
         return self._rule("LabelCoverageLow", "label_coverage",
-                          "Only {{value}} of predictions get a label (< {{threshold}})",
+                          "Label coverage is {{value}} (< {{threshold}}): predictions "
+                          "expire without a label",
                           below=self.below, clear=self.clear, min_samples=self.min_samples)
 
 
