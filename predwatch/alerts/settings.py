@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from predwatch.alerts.sinks.settings import SinkSettings
 from predwatch.durations import Duration
 
 if TYPE_CHECKING:
@@ -250,6 +251,7 @@ class AlertSettings(_Section):
     rules: list[RuleSettings] = Field(default_factory=list)
     builtin: BuiltinSettings = Field(default_factory=BuiltinSettings)
     evaluate_every: Duration = Field(default=15.0, gt=0)
+    sinks: SinkSettings = Field(default_factory=SinkSettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> AlertSettings:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -96,11 +97,13 @@ class MonitorCollector(Collector):
         lock: LockLike,
         health: Health | None = None,
         clock: Callable[[], float] = time.time,
+        notifications: Callable[[], dict[tuple[str, str], int]] | None = None,
     ) -> None:
         self._monitor = monitor if callable(monitor) else (lambda: monitor)
         self._lock = lock
         self._health = health
         self._clock = clock
+        self._notifications = notifications
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -108,11 +111,13 @@ class MonitorCollector(Collector):
             families = [
                 *join_families(monitor),
                 delay_family(monitor),
-                *quality_families(monitor.summary()),
+                *quality_families(monitor.figures()),
                 *statistic_families(monitor),
                 *progress_families(monitor, self._clock()),
+                alert_family(monitor),
             ]
         families.extend(health_families(self._health))
+        families.append(notification_family(self._notifications))
         yield from families
 
 
@@ -333,3 +338,27 @@ def health_families(health: Health | None) -> Iterable[Metric]:
         if health.last_poll is not None:
             last_poll.add_metric([], health.last_poll)
     return [lag, ready, last_poll]
+
+
+def alert_family(monitor: Monitor) -> Metric:
+    """How many alerts are pending and firing, per rule."""
+    family = _gauge("predwatch_alerts", "Alerts pending or firing, per rule and state.",
+                    ["alertname", "state"])
+    states = Counter((alert.rule, alert.state) for alert in monitor.alerts.active())
+    for (rule, state), count in sorted(states.items()):
+        family.add_metric([rule, state], count)
+    return family
+
+
+def notification_family(counts: Callable[[], dict[tuple[str, str], int]] | None) -> Metric:
+    """What each alert sink did with the notifications it was given."""
+    family = _counter(
+        "predwatch_alert_notifications",
+        "Alert notifications per sink by result: delivered, retried (failed attempts), dropped "
+        "or superseded (replaced by a newer state of the same alert before delivery).",
+        ["sink", "result"],
+    )
+    for (sink, result), count in sorted((counts() if counts else {}).items()):
+        family.add_metric([sink, result], count)
+    return family
+

@@ -7,17 +7,21 @@ with one sentence that says what to do) and serves on a daemon thread until
 - ``/metrics``: the registry's exposition (OpenMetrics when the scraper asks for it).
 - ``/healthz``: 200 while the process serves.
 - ``/readyz``: 200 when ``health`` is ready, else 503; the body is the one-line reason.
+- ``/alerts``: the state of every alert, as JSON, when an ``alerts`` callable is given.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder
@@ -42,10 +46,12 @@ class _Server(ThreadingHTTPServer):
         family: socket.AddressFamily,
         registry: CollectorRegistry,
         health: Health,
+        alerts: Callable[[], dict[str, Any]] | None,
     ) -> None:
         self.address_family = family
         self.registry = registry
         self.health = health
+        self.alerts = alerts
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -75,8 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/readyz":
             ready, reason = self.server.health.readiness()
             status, body = (200 if ready else 503), (reason + "\n").encode()
+        elif path == "/alerts" and self.server.alerts is not None:
+            content_type = "application/json"
+            status, body = 200, json.dumps(self.server.alerts()).encode()
         else:
-            status, body = 404, b"not found: try /metrics, /healthz or /readyz\n"
+            status, body = 404, b"not found: try /metrics, /healthz, /readyz or /alerts\n"
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -133,7 +142,10 @@ class MetricsServer:
 
 
 def start_http_server(
-    settings: HttpSettings, registry: CollectorRegistry, health: Health
+    settings: HttpSettings,
+    registry: CollectorRegistry,
+    health: Health,
+    alerts: Callable[[], dict[str, Any]] | None = None,
 ) -> MetricsServer:
     """Bind ``settings.host:settings.port`` and serve on a daemon thread.
 
@@ -143,7 +155,7 @@ def start_http_server(
     host, port = settings.host, settings.port
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        server = _Server((host, port), _family(host, port), registry, health)
+        server = _Server((host, port), _family(host, port), registry, health, alerts)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             message = (

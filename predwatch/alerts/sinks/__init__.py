@@ -8,6 +8,7 @@ configured sink; ``notifier.notify(notifications)`` returns at once, and
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from predwatch.alerts.sinks.alertmanager import AlertmanagerSink, postable_alert
 from predwatch.alerts.sinks.delivery import (
@@ -15,11 +16,11 @@ from predwatch.alerts.sinks.delivery import (
     Backoff,
     Clock,
     DeliveryError,
-    Notifier,
     Sink,
 )
 from predwatch.alerts.sinks.log import LogSink
 from predwatch.alerts.sinks.notification import Notification, Status, as_event
+from predwatch.alerts.sinks.notifier import Notifier
 from predwatch.alerts.sinks.settings import (
     AlertmanagerSinkSettings,
     KafkaSinkSettings,
@@ -27,7 +28,9 @@ from predwatch.alerts.sinks.settings import (
     WebhookSinkSettings,
 )
 from predwatch.alerts.sinks.webhook import WebhookSink, signature, slack_payload, webhook_payload
-from predwatch.config import KafkaSettings
+
+if TYPE_CHECKING:  # the config imports this package's settings: no import back at run time
+    from predwatch.config import KafkaSettings
 
 __all__ = [
     "RESULTS",

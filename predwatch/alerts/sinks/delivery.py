@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from predwatch.alerts.sinks.notification import Notification
@@ -222,6 +222,10 @@ class SinkWorker:
             except DeliveryError as error:
                 self._failed(group, error)
                 return
+            except Exception as error:  # a sink's bug must not kill its worker: retry, say it
+                log.exception("alert sink %s failed unexpectedly", self.sink.name)
+                self._failed(group, DeliveryError(f"unexpected {error!r}"))
+                return
             self._settle(group, "delivered")
         self._failures = 0
         self._retry_at = 0.0
@@ -264,56 +268,3 @@ class SinkWorker:
         self._count("dropped", len(dropped))
         self._pending.clear()
         self._resends.clear()
-
-
-class Notifier:
-    """Fans notifications out to independent sinks; ``notify`` never waits on a sink.
-
-    >>> from predwatch.alerts.sinks.log import LogSink
-    >>> notifier = Notifier([LogSink()])
-    >>> notifier.notify([Notification("f1", "firing", {"alertname": "A"})])
-    >>> notifier.close(5.0)
-    >>> notifier.counts()[("log", "delivered")]
-    1
-    """
-
-    def __init__(
-        self,
-        sinks: Iterable[Sink],
-        *,
-        queue_size: int = 1000,
-        backoff: Backoff | None = None,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self._workers = [
-            SinkWorker(sink, queue_size=queue_size, backoff=backoff, clock=clock)
-            for sink in sinks
-        ]
-
-    @property
-    def sink_names(self) -> list[str]:
-        """The sinks' names, in configuration order."""
-        return [worker.sink.name for worker in self._workers]
-
-    def notify(self, notifications: Iterable[Notification]) -> None:
-        """Queue every notification on every sink and return at once."""
-        batch = list(notifications)
-        for worker in self._workers:
-            for notification in batch:
-                worker.put(notification)
-
-    def counts(self) -> dict[tuple[str, str], int]:
-        """Notifications by ``(sink, result)``, every result present (0 included)."""
-        return {
-            (worker.sink.name, result): n
-            for worker in self._workers
-            for result, n in worker.counts().items()
-        }
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop every worker, giving all of them together about ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        for worker in self._workers:
-            worker.stop()
-        for worker in self._workers:
-            worker.close(max(0.0, deadline - time.monotonic()))

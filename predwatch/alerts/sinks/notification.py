@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from predwatch.alerts.engine import Transition
 
 Status = Literal["firing", "resolved"]
 
@@ -90,3 +93,14 @@ def as_event(notification: Notification) -> dict[str, object]:
         "generatorURL": notification.generator_url,
         "value": notification.value,
     }
+
+
+def from_transition(transition: Transition, generator_url: str | None = None) -> Notification:
+    """The notification of an engine transition to ``firing`` or ``resolved``."""
+    status: Status = "resolved" if transition.to_state == "resolved" else "firing"
+    return Notification(
+        transition.fingerprint, status, dict(transition.labels), dict(transition.annotations),
+        starts_at=transition.starts_at if transition.starts_at is not None else transition.at,
+        ends_at=transition.ends_at, generator_url=generator_url, value=transition.value,
+    )
+

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from predwatch.config import Duration
+from predwatch.durations import Duration
 
 WebhookFormat = Literal["alertmanager", "slack"]
 
