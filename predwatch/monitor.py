@@ -95,6 +95,7 @@ class Monitor:
             name: ModelMetrics(model, settings.metrics) for name, model in settings.models.items()
         }
         self.alerts = AlertEngine(settings.alerts)
+        self.alerting = bool(settings.alerts.all_rules())
         self.alert_log: deque[Transition] = deque(maxlen=ALERT_LOG_SIZE)
         self.last_arrival = float("-inf")  # processing time of the latest message
         self.label_delays: dict[str, DelayHistogram] = {}  # per model
@@ -227,7 +228,7 @@ class Monitor:
         ``extra`` carries figures the core does not hold (consumer lag, seconds
         since the last event); ``context`` extra annotation variables.
         """
-        if not self.alerts.due(now):
+        if not self.alerts.due(now) or not self.alerting:
             return []
         transitions = self.alerts.evaluate(self.figures(), now, extra, context)
         self.alert_log.extend(transitions)
@@ -253,6 +254,7 @@ class Monitor:
         monitor = cls(settings)
         monitor.__dict__.update(state)
         monitor.alerts.reconfigure(settings.alerts)
+        monitor.alerting = bool(settings.alerts.all_rules())
         return monitor
 
 
