@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from predwatch.alerts.settings import AlertSettings, check_alerts
+from predwatch.drift.settings import DriftSettings
 from predwatch.durations import Duration
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -176,6 +177,7 @@ class Settings(BaseSettings):
     metrics: MetricSettings = Field(default_factory=MetricSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @classmethod

@@ -18,16 +18,18 @@ from __future__ import annotations
 import json
 import pickle
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from predwatch.alerts.engine import AlertEngine, Context, Transition
 from predwatch.alerts.rules import Extra
 from predwatch.config import Settings
+from predwatch.drift.profile import load_profiles
+from predwatch.drift.tracker import ModelDrift
 from predwatch.events import Decoder
 from predwatch.metrics.delay import DelayHistogram
 from predwatch.metrics.model import ModelMetrics
@@ -37,6 +39,12 @@ from predwatch.windowing.join import JoinResult, PartitionJoin
 SNAPSHOT_FORMAT = 1
 ALERT_LOG_SIZE = 10_000  # transitions kept for the summary
 _model_version = attrgetter("model", "version")
+_model_of = attrgetter("model")
+T = TypeVar("T")
+
+
+def _pair_model(pair: tuple[Prediction, Label]) -> str:
+    return pair[0].model
 
 
 @dataclass
@@ -94,6 +102,9 @@ class Monitor:
         self.metrics = {
             name: ModelMetrics(model, settings.metrics) for name, model in settings.models.items()
         }
+        path = settings.drift.reference.path
+        profiles = load_profiles(path) if settings.drift.enabled and path else []
+        self.drift = {name: ModelDrift(name, settings, profiles) for name in settings.models}
         self.alerts = AlertEngine(settings.alerts)
         self.alerting = bool(settings.alerts.all_rules())
         self.alert_log: deque[Transition] = deque(maxlen=ALERT_LOG_SIZE)
@@ -150,7 +161,7 @@ class Monitor:
         self.counts.predictions += len(decoded_predictions)
         self.counts.labels += len(decoded_labels)
         result = self._join(partition, now).process(decoded_predictions, decoded_labels, now)
-        self._apply(result, changes)
+        self._apply(result, changes, decoded_predictions)
         return changes
 
     def advance(self, now: float) -> Changes:
@@ -168,7 +179,11 @@ class Monitor:
             counts = self.model_counts[key] = ModelCounts()
         return counts
 
-    def _apply(self, result: JoinResult, changes: Changes) -> None:
+    def _apply(
+        self, result: JoinResult, changes: Changes, arrived: Sequence[Prediction] = ()
+    ) -> None:
+        """Count what the join decided; feed metrics and drift in the order events happened:
+        arrivals, then matches, then expiries."""
         counts = self.counts
         # A label whose value does not fit its model's task is invalid, not a label.
         counts.labels -= len(result.invalid_labels)
@@ -196,25 +211,39 @@ class Monitor:
             self._model_counts((prediction.model, prediction.version)).unlabelled += 1
         for prediction in result.duplicate_predictions:
             self._model_counts((prediction.model, prediction.version)).duplicate_predictions += 1
-        if result.matched:
-            by_model: dict[str, list[Any]] = {}
-            for pair in result.matched:
-                by_model.setdefault(pair[0].model, []).append(pair)
-            for model, pairs in by_model.items():
-                for key, count in Counter(_model_version(p) for p, _ in pairs).items():
-                    self._model_counts(key).matched += count
-                self.metrics[model].update(pairs, self.event_clock)
-                delays = self.label_delays.get(model)
-                if delays is None:
-                    delays = self.label_delays[model] = DelayHistogram()
-                delays.observe(np.array([label.timestamp - p.timestamp for p, label in pairs]))
+        clock = self.event_clock
+        if arrived:
+            if result.duplicate_predictions:
+                repeated = {id(p) for p in result.duplicate_predictions}
+                arrived = [p for p in arrived if id(p) not in repeated]
+            for model, predictions in _by_model(arrived, _model_of).items():
+                self.drift[model].on_predictions(predictions, clock)
+        for model, pairs in _by_model(result.matched, _pair_model).items():
+            for key, count in Counter(_model_version(p) for p, _ in pairs).items():
+                self._model_counts(key).matched += count
+            self.metrics[model].update(pairs, clock)
+            self.drift[model].on_matched(pairs, clock)
+            delays = self.label_delays.get(model)
+            if delays is None:
+                delays = self.label_delays[model] = DelayHistogram()
+            delays.observe(np.array([label.timestamp - p.timestamp for p, label in pairs]))
+        for model, predictions in _by_model(result.unlabelled, _model_of).items():
+            self.drift[model].on_expired(predictions, clock)
 
     def figures(self) -> dict[str, Any]:
-        """Join counts and every model version's metrics: what alert rules read."""
-        models = {
-            name: metrics.report(self.event_clock) for name, metrics in self.metrics.items()
+        """Join counts, every model version's metrics and drift, and feature quality:
+        what alert rules read."""
+        models: dict[str, Any] = {}
+        for name, metrics in self.metrics.items():
+            versions = metrics.report(self.event_clock)
+            for version, entry in self.drift[name].report(self.event_clock).items():
+                versions.setdefault(version, {"task": metrics.task}).update(entry)
+            if versions:
+                models[name] = dict(sorted(versions.items()))
+        quality = {
+            name: _nested(drift.quality()) for name, drift in self.drift.items() if drift.quality()
         }
-        return {"join": self.counts.as_dict(), "models": {k: v for k, v in models.items() if v}}
+        return {"join": self.counts.as_dict(), "models": models, "quality": quality}
 
     def summary(self) -> dict[str, Any]:
         """``figures()`` and the alert transitions so far, as a JSON-ready document."""
@@ -256,6 +285,27 @@ class Monitor:
         monitor.alerts.reconfigure(settings.alerts)
         monitor.alerting = bool(settings.alerts.all_rules())
         return monitor
+
+
+def _nested(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """``{(feature, kind): n}`` as ``{feature: {kind: n}}``."""
+    nested: dict[str, dict[str, int]] = {}
+    for (feature, kind), count in sorted(counts.items()):
+        nested.setdefault(feature, {})[kind] = count
+    return nested
+
+
+def _by_model(items: Sequence[T], model_of: Callable[[T], str]) -> dict[str, list[T]]:
+    """Items grouped by model, in their order."""
+    if not items:
+        return {}
+    first = model_of(items[0])
+    if all(model_of(item) == first for item in items):
+        return {first: list(items)}
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(model_of(item), []).append(item)
+    return groups
 
 
 def _raw_of(label: Any) -> Raw:

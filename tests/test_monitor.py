@@ -181,12 +181,13 @@ def assert_close(expected: dict, actual: dict) -> None:
             assert b[key] == value, key
 
 
-def flat(document: dict, prefix: str = "") -> dict:
+def flat(document: dict | list, prefix: str = "") -> dict:
     """A nested document as {dotted.path: value}, for approximate comparison."""
     out = {}
-    for key, value in document.items():
-        if isinstance(value, dict):
+    items = document.items() if isinstance(document, dict) else enumerate(document)
+    for key, value in items:
+        if isinstance(value, dict | list):
             out.update(flat(value, f"{prefix}{key}."))
         else:
-            out[prefix + key] = value
+            out[f"{prefix}{key}"] = value
     return out

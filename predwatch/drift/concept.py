@@ -22,71 +22,15 @@ from 0.1 to 0.3 about 100 pairs after it (see ``benchmarks/detection_concept.py`
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from river import drift as river_drift
-from river.base import DriftDetector
-from river.drift import binary as river_binary
 
 from predwatch.config import ModelSettings
+from predwatch.drift.settings import BINARY_ONLY, KEPT_DETECTIONS, ConceptDriftSettings
 from predwatch.records import Label, Prediction
-
-DetectorName = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w"]
-DETECTORS: dict[str, type[DriftDetector]] = {
-    "adwin": river_drift.ADWIN,
-    "page_hinkley": river_drift.PageHinkley,
-    "kswin": river_drift.KSWIN,
-    "ddm": river_binary.DDM,
-    "eddm": river_binary.EDDM,
-    "hddm_a": river_binary.HDDMA,
-    "hddm_w": river_binary.HDDMW,
-}
-BINARY_ONLY = frozenset({"ddm", "eddm", "hddm_a", "hddm_w"})  # they take 0/1 inputs only
-KEPT_DETECTIONS = 100  # the most recent detections kept for reading; ``count`` counts all
-
-
-class ConceptDriftSettings(BaseModel):
-    """Which river detector watches the error stream, with which parameters.
-
-    ``parameters`` are the detector's own keyword arguments (river's defaults
-    otherwise); detections within the first ``warmup`` pairs are not reported.
-
-    >>> ConceptDriftSettings(detector="page_hinkley", parameters={"mode": "up"}).detector
-    'page_hinkley'
-    >>> ConceptDriftSettings(parameters={"delta_": 0.1})
-    Traceback (most recent call last):
-    ...
-    pydantic_core._pydantic_core.ValidationError: 1 validation error for ConceptDriftSettings
-      Value error, parameters: 'delta_' is not a parameter of adwin; use one of: clock, delta, ...
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    detector: DetectorName = "adwin"
-    parameters: dict[str, float | int | bool | str] = Field(default_factory=dict)
-    warmup: int = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _known_parameters(self) -> ConceptDriftSettings:
-        cls = DETECTORS[self.detector]
-        allowed = sorted(p for p in inspect.signature(cls).parameters if p != "window")
-        for key in self.parameters:
-            if key not in allowed:
-                raise ValueError(
-                    f"parameters: {key!r} is not a parameter of {self.detector}; "
-                    f"use one of: {', '.join(allowed)}"
-                )
-        self.make()  # river checks the values themselves (e.g. a mode or an alpha)
-        return self
-
-    def make(self) -> DriftDetector:
-        """A fresh detector built from these settings."""
-        return DETECTORS[self.detector](**self.parameters)
 
 
 class Detection(NamedTuple):
