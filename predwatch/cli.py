@@ -1,4 +1,4 @@
-"""The ``predwatch`` command: ``run``, ``demo``, ``replay``, ``check-config``.
+"""The ``predwatch`` command: ``run``, ``demo``, ``replay``, ``profile``, ``check-config``.
 
 Results go to standard output; logs and errors to standard error. Exit codes:
 0 success, 2 a problem the user can fix (config, arguments, files).
@@ -21,6 +21,7 @@ from predwatch.config import ConfigError, Settings, load_settings
 from predwatch.consumer.files import replay
 from predwatch.consumer.kafka import SourceError
 from predwatch.demo.app import add_demo_parser
+from predwatch.drift.profile import ProfileError, build_profile
 from predwatch.exporter import ExporterError
 from predwatch.service import Service
 
@@ -84,6 +85,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if not Path(args.predictions).is_file():
+        raise FileNotFoundError(f"{args.predictions}: no such file; give a JSON Lines file")
+    profiles = build_profile(settings, args.predictions, args.output, settings.drift)
+    for profile in profiles:
+        log.info("profiled %s %s from %d predictions", profile.model,
+                 profile.version or "(every version)", profile.count)
+    print(f"{args.output}: {len(profiles)} profile(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predwatch",
@@ -98,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(run=cmd_run)
 
     add_demo_parser(commands)
+
+    prof = commands.add_parser(
+        "profile", help="build reference profiles for drift from a file of predictions"
+    )
+    prof.add_argument("--config", required=True, help="YAML config file")
+    prof.add_argument("--predictions", required=True, help="JSON Lines file of predictions")
+    prof.add_argument("-o", "--output", required=True, help="profile file to write (JSON)")
+    prof.set_defaults(run=cmd_profile)
 
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("config", help="YAML config file")
@@ -129,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"{error.source}: {problem}", file=sys.stderr)
         return USAGE_ERROR
-    except (FileNotFoundError, ExporterError, SourceError) as error:
+    except (FileNotFoundError, ExporterError, SourceError, ProfileError) as error:
         print(f"predwatch: {error}", file=sys.stderr)
         return USAGE_ERROR
 

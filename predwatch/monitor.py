@@ -20,6 +20,7 @@ import pickle
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -107,6 +108,8 @@ class Monitor:
         self.drift = {name: ModelDrift(name, settings, profiles) for name in settings.models}
         self.alerts = AlertEngine(settings.alerts)
         self.alerting = bool(settings.alerts.all_rules())
+        self.alert_metrics = {rule.metric for rule in settings.alerts.all_rules()}
+        self._detections_seen: dict[tuple[str, str], int] = {}
         self.alert_log: deque[Transition] = deque(maxlen=ALERT_LOG_SIZE)
         self.last_arrival = float("-inf")  # processing time of the latest message
         self.label_delays: dict[str, DelayHistogram] = {}  # per model
@@ -230,13 +233,14 @@ class Monitor:
         for model, predictions in _by_model(result.unlabelled, _model_of).items():
             self.drift[model].on_expired(predictions, clock)
 
-    def figures(self) -> dict[str, Any]:
-        """Join counts, every model version's metrics and drift, and feature quality:
-        what alert rules read."""
+    def figures(self, drift: bool = True) -> dict[str, Any]:
+        """Join counts, every model version's metrics and (unless ``drift`` is false) drift,
+        estimates and calibration, and feature quality."""
         models: dict[str, Any] = {}
         for name, metrics in self.metrics.items():
             versions = metrics.report(self.event_clock)
-            for version, entry in self.drift[name].report(self.event_clock).items():
+            drift_report = self.drift[name].report(self.event_clock) if drift else {}
+            for version, entry in drift_report.items():
                 versions.setdefault(version, {"task": metrics.task}).update(entry)
             if versions:
                 models[name] = dict(sorted(versions.items()))
@@ -259,9 +263,40 @@ class Monitor:
         """
         if not self.alerts.due(now) or not self.alerting:
             return []
-        transitions = self.alerts.evaluate(self.figures(), now, extra, context)
+        extra, context = {**self._drift_figures(), **(extra or {})}, dict(context or {})
+        for key, last_drift in self._last_drifts().items():
+            context[key] = {**context.get(key, {}), "last_drift": last_drift}
+        transitions = self.alerts.evaluate(self.figures(drift=False), now, extra, context)
         self.alert_log.extend(transitions)
         return transitions
+
+    def _drift_figures(self) -> dict[str, Any]:
+        """Drift figures for the rules that watch them: ``concept_drift`` is 1 for a model
+        version with a detection since the last evaluation; ``feature_drift`` counts drifting
+        columns."""
+        figures: dict[str, Any] = {}
+        if "concept_drift" in self.alert_metrics:
+            flags: dict[str, dict[str, int]] = {}
+            for model, drift in self.drift.items():
+                for version, (count, _) in drift.concept_detections().items():
+                    seen = self._detections_seen.get((model, version), 0)
+                    flags.setdefault(model, {})[version] = int(count > seen)
+                    self._detections_seen[model, version] = count
+            figures["concept_drift"] = flags
+        if "feature_drift" in self.alert_metrics:
+            figures["feature_drift"] = {
+                model: drift.drifting_features(self.event_clock)
+                for model, drift in self.drift.items()
+            }
+        return figures
+
+    def _last_drifts(self) -> dict[tuple[str, str], str]:
+        """The event time of each model version's latest concept drift detection."""
+        return {
+            (model, version): datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+            for model, drift in self.drift.items()
+            for version, (_, at) in drift.concept_detections().items() if at is not None
+        }
 
     def snapshot(self) -> bytes:
         """All state, serialised; ``Monitor.restore`` continues from it with identical results.
@@ -284,6 +319,7 @@ class Monitor:
         monitor.__dict__.update(state)
         monitor.alerts.reconfigure(settings.alerts)
         monitor.alerting = bool(settings.alerts.all_rules())
+        monitor.alert_metrics = {rule.metric for rule in settings.alerts.all_rules()}
         return monitor
 
 

@@ -83,3 +83,16 @@ def test_no_alert_on_the_stable_part(drifting_stream: tuple[Path, Path], tmp_pat
     summary = replay(settings_from_mapping(CONFIG), stable_predictions, stable_labels).summary()
     assert summary["join"]["matched"] > 3000
     assert summary["alerts"] == []
+
+
+def test_concept_drift_alert_names_the_change(drifting_stream: tuple[Path, Path]) -> None:
+    config = {**CONFIG, "alerts": {**CONFIG["alerts"],  # type: ignore[dict-item]
+                                   "builtin": {"concept_drift": True, "feature_drift": True}}}
+    summary = replay(settings_from_mapping(config), *drifting_stream).summary()
+    drift = [t for t in summary["alerts"] if t["rule"] == "ConceptDriftDetected"]
+    assert [(t["from_state"], t["to_state"]) for t in drift] == [("inactive", "firing")]
+    # Detected within two minutes of the change, in event time; the features never moved.
+    assert START + CHANGE_AT - 60 < drift[0]["at"] < START + CHANGE_AT + 120
+    assert not [t for t in summary["alerts"] if t["rule"] == "FeatureDriftDetected"]
+    detections = summary["models"]["credit"]["v1"]["drift"]["concept"]["detections"]
+    assert len(detections) == 1

@@ -434,3 +434,41 @@ def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
     }))
     result = _promtool("test", "rules", str(unit))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_drift_estimate_and_calibration_match_the_figures(tmp_path: Path) -> None:
+    from predwatch.demo.synthetic import generate, write_jsonl
+
+    settings = Settings.model_validate({
+        "models": {"fraud": {"task": "binary"}},
+        "metrics": {"windows": [{"name": "last_2000", "events": 2000}]},
+        "drift": {"reference": {"first": 1000}, "min_samples": 200},
+    })
+    predictions, labels = generate(6000, seed=5, label_delay=30.0)
+    for p in predictions[4000:]:  # a covariate shift the reference never saw
+        p["features"]["amount"] *= 5
+    monitor = replay(settings, *write_jsonl(tmp_path, predictions, labels))
+    registry = CollectorRegistry()
+    registry.register(MonitorCollector(monitor, threading.Lock()))
+    figures = monitor.figures()
+    checked = 0
+    for version, entry in figures["models"]["fraud"].items():
+        amount = entry["drift"]["data"]["last_2000"]["amount"]
+        labels_ = {"model": "fraud", "version": version, "window": "last_2000",
+                   "feature": "amount"}
+        assert registry.get_sample_value("predwatch_feature_drift_psi", labels_) == amount["psi"]
+        assert registry.get_sample_value("predwatch_feature_drift_detected", labels_) == float(
+            amount["drift"])
+        pending = entry["estimated"]["pending"]["accuracy"]
+        assert registry.get_sample_value("predwatch_estimated_accuracy_ratio", {
+            "model": "fraud", "version": version, "window": "pending"}) == pending
+        ece = entry["calibration"]["cumulative"]["ece"]
+        assert registry.get_sample_value("predwatch_calibration_error_ratio", {
+            "model": "fraud", "version": version, "window": "cumulative"}) == ece
+        concept = entry["drift"]["concept"]
+        assert registry.get_sample_value("predwatch_concept_drift_total", {
+            "model": "fraud", "version": version, "detector": "adwin"}) == concept["count"]
+        checked += 1
+    assert checked == 2
+    # The shift is large: the majority version's amount drifts in its last 2000.
+    assert figures["models"]["fraud"]["v3"]["drift"]["data"]["last_2000"]["amount"]["drift"]

@@ -45,6 +45,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from predwatch.exporter.drift import drift_families
 from predwatch.exporter.health import Health
 from predwatch.metrics.classification import ClassificationStats
 from predwatch.metrics.delay import DELAY_BOUNDS
@@ -108,10 +109,12 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             monitor = self._monitor()
+            figures = monitor.figures()
             families = [
                 *join_families(monitor),
                 delay_family(monitor),
-                *quality_families(monitor.figures()),
+                *quality_families(figures),
+                *drift_families(figures),
                 *statistic_families(monitor),
                 *progress_families(monitor, self._clock()),
                 alert_family(monitor),
@@ -203,6 +206,8 @@ def quality_families(summary: dict[str, Any]) -> list[Metric]:
     pairs = _gauge(PAIRS_GAUGE, "Matched pairs the quality gauges are computed over.",
                    QUALITY_LABELS)
     for (model, version, tag, value), entry in _report_scopes(summary):
+        if "cumulative" not in entry:
+            continue  # a version with drift figures but no matched pair yet
         for window, metrics in [(CUMULATIVE, entry["cumulative"]), *entry["windows"].items()]:
             labels = [model, version, window, tag, value]
             for key, number in metrics.items():
