@@ -1,4 +1,5 @@
-"""The ``predwatch`` command: ``run``, ``demo``, ``replay``, ``profile``, ``check-config``.
+"""The ``predwatch`` command: ``run``, ``demo``, ``replay``, ``compare``, ``profile``,
+``check-config``.
 
 Results go to standard output; logs and errors to standard error. Exit codes:
 0 success, 2 a problem the user can fix (config, arguments, files).
@@ -21,6 +22,7 @@ from predwatch.config import ConfigError, Settings, load_settings
 from predwatch.consumer.files import replay
 from predwatch.consumer.kafka import SourceError
 from predwatch.demo.app import add_demo_parser
+from predwatch.diagnostics.cli import add_compare_parser
 from predwatch.drift.profile import ProfileError, build_profile
 from predwatch.exporter import ExporterError
 from predwatch.service import Service
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(run=cmd_run)
 
     add_demo_parser(commands)
+    add_compare_parser(commands)
 
     prof = commands.add_parser(
         "profile", help="build reference profiles for drift from a file of predictions"

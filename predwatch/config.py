@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from predwatch.alerts.settings import AlertSettings, check_alerts
+from predwatch.diagnostics.settings import DiagnosticsSettings
 from predwatch.drift.settings import DriftSettings
 from predwatch.durations import Duration
 
@@ -178,6 +179,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @classmethod

@@ -29,6 +29,7 @@ import numpy as np
 from predwatch.alerts.engine import AlertEngine, Context, Transition
 from predwatch.alerts.rules import Extra
 from predwatch.config import Settings
+from predwatch.diagnostics.tree import ModelDiagnostics
 from predwatch.drift.profile import load_profiles
 from predwatch.drift.tracker import ModelDrift
 from predwatch.events import Decoder
@@ -106,6 +107,10 @@ class Monitor:
         path = settings.drift.reference.path
         profiles = load_profiles(path) if settings.drift.enabled and path else []
         self.drift = {name: ModelDrift(name, settings, profiles) for name in settings.models}
+        self.diagnostics = {
+            name: ModelDiagnostics(model, settings.diagnostics, name)
+            for name, model in settings.models.items()
+        }
         self.alerts = AlertEngine(settings.alerts)
         self.alerting = bool(settings.alerts.all_rules())
         self.alert_metrics = {rule.metric for rule in settings.alerts.all_rules()}
@@ -226,6 +231,7 @@ class Monitor:
                 self._model_counts(key).matched += count
             self.metrics[model].update(pairs, clock)
             self.drift[model].on_matched(pairs, clock)
+            self.diagnostics[model].update(pairs, clock)
             delays = self.label_delays.get(model)
             if delays is None:
                 delays = self.label_delays[model] = DelayHistogram()
@@ -242,12 +248,22 @@ class Monitor:
             drift_report = self.drift[name].report(self.event_clock) if drift else {}
             for version, entry in drift_report.items():
                 versions.setdefault(version, {"task": metrics.task}).update(entry)
+            if drift:
+                for version, entry in self.diagnostics[name].report(self.event_clock).items():
+                    versions.setdefault(version, {"task": metrics.task})["segments"] = entry[
+                        "segments"]
             if versions:
                 models[name] = dict(sorted(versions.items()))
         quality = {
             name: _nested(drift.quality()) for name, drift in self.drift.items() if drift.quality()
         }
-        return {"join": self.counts.as_dict(), "models": models, "quality": quality}
+        alpha = self.settings.diagnostics.comparison_alpha
+        comparisons = [
+            {"model": name, **c.as_dict(), "significant": c.significant(alpha)}
+            for name, diagnostics in self.diagnostics.items() for c in diagnostics.comparisons()
+        ]
+        return {"join": self.counts.as_dict(), "models": models, "quality": quality,
+                "comparisons": comparisons}
 
     def summary(self) -> dict[str, Any]:
         """``figures()`` and the alert transitions so far, as a JSON-ready document."""
@@ -266,6 +282,12 @@ class Monitor:
         extra, context = {**self._drift_figures(), **(extra or {})}, dict(context or {})
         for key, last_drift in self._last_drifts().items():
             context[key] = {**context.get(key, {}), "last_drift": last_drift}
+        for model, diagnostics in self.diagnostics.items():
+            for version in self.metrics[model].versions():
+                segments = diagnostics.segments_for_alerts(version)  # as last computed
+                if segments:
+                    context[model, version] = {**context.get((model, version), {}),
+                                               "top_segments": segments}
         transitions = self.alerts.evaluate(self.figures(drift=False), now, extra, context)
         self.alert_log.extend(transitions)
         return transitions

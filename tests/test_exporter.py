@@ -472,3 +472,35 @@ def test_drift_estimate_and_calibration_match_the_figures(tmp_path: Path) -> Non
     assert checked == 2
     # The shift is large: the majority version's amount drifts in its last 2000.
     assert figures["models"]["fraud"]["v3"]["drift"]["data"]["last_2000"]["amount"]["drift"]
+
+
+def test_segments_and_comparisons_match_the_figures(tmp_path: Path) -> None:
+    """Errors injected in one segment surface as the rank-1 segment, in /metrics as in the
+    summary; two versions of different accuracy get a comparison."""
+    from predwatch.demo.synthetic import generate, write_jsonl
+
+    rng = random.Random(3)
+    predictions, labels = generate(30000, seed=9, unlabelled=0.0)
+    truth = {x["prediction_id"]: x for x in labels}
+    for p in predictions:
+        f = p["features"]
+        inside = f["country"] == "BR" and f["amount"] > 60
+        wrong = rng.random() < (0.5 if inside else 0.05)
+        truth[p["prediction_id"]]["label"] = 1 - p["prediction"] if wrong else p["prediction"]
+    settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}},
+                                        "diagnostics": {"sample_rate": 0.3}})
+    monitor = replay(settings, *write_jsonl(tmp_path, predictions, labels))
+    registry = CollectorRegistry()
+    registry.register(MonitorCollector(monitor, threading.Lock()))
+    figures = monitor.figures()
+    [top, *_] = figures["models"]["fraud"]["v3"]["segments"]
+    assert "country" in top["rule"] and "amount" in top["rule"]
+    labels_ = {"model": "fraud", "version": "v3", "rank": "1"}
+    assert registry.get_sample_value("predwatch_segment_error_ratio", labels_) == top["value"]
+    assert registry.get_sample_value("predwatch_segment_info", {
+        **labels_, "segment_id": top["id"], "rule": top["rule"]}) == 1
+    [comparison] = [c for c in figures["comparisons"] if len(c["groups"]) == 2]
+    baseline, candidate = comparison["groups"]
+    assert registry.get_sample_value("predwatch_version_comparison_p_value", {
+        "model": "fraud", "metric": comparison["metric"], "baseline": baseline,
+        "candidate": candidate}) == comparison["p_value"]

@@ -45,6 +45,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from predwatch.exporter.diagnostics import diagnostics_families
 from predwatch.exporter.drift import drift_families
 from predwatch.exporter.health import Health
 from predwatch.metrics.classification import ClassificationStats
@@ -115,6 +116,7 @@ class MonitorCollector(Collector):
                 delay_family(monitor),
                 *quality_families(figures),
                 *drift_families(figures),
+                *diagnostics_families(figures),
                 *statistic_families(monitor),
                 *progress_families(monitor, self._clock()),
                 alert_family(monitor),

@@ -64,6 +64,10 @@ class ModelMetrics:
             names[index] = name
         return names
 
+    def versions(self) -> list[str]:
+        """The versions with matched pairs."""
+        return sorted({version for version, _, _ in self._scopes})
+
     def scopes(self) -> Iterator[tuple[ScopeKey, Scope]]:
         """Every scope kept: keys are ``(version, None, None)`` for a version as a whole and
         ``(version, tag, value)`` for one tag value of it."""
