@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from predwatch.config import MetricSettings, ModelSettings
+from predwatch.drift.estimate import DENSE_SPAN, outcome_columns, take_columns, version_rows
 from predwatch.metrics.windows import Columns, CountWindow, TimeWindow
 from predwatch.records import Label, Prediction
 
@@ -92,6 +93,46 @@ def _stats_of(columns: Columns) -> CalibrationStats:
     return stats
 
 
+class CalibrationWindow(TimeWindow):
+    """A ``TimeWindow`` of ``CalibrationStats`` that bins a batch's pairs for all the
+    buckets they fall in at once (matched pairs spread over the whole window, as labels
+    come late), with the same statistics as bucket by bucket."""
+
+    def __init__(self, duration: float) -> None:
+        super().__init__(duration, _stats_of)
+
+    def add(self, columns: Columns, clock: float) -> None:
+        bucket = np.floor(columns["timestamp"] / self._step).astype(np.int64)
+        first = self._first_bucket(clock)
+        kept = bucket >= first  # older ones are not counted in the window
+        if not kept.all():
+            bucket, columns = bucket[kept], {name: v[kept] for name, v in columns.items()}
+        if bucket.size == 0:
+            self._prune(clock)
+            return
+        low = int(bucket.min())
+        span = int(bucket.max()) - low + 1
+        if span > DENSE_SPAN:  # outliers in time: bucket by bucket
+            super().add(columns, clock)
+            return
+        self._prune(clock)
+        score, bins = columns["score"], BINS
+        cell = (bucket - low) * bins + np.minimum((score * bins).astype(np.intp), bins - 1)
+        size = span * bins
+        counts = np.bincount(cell, minlength=size).reshape(span, bins)
+        sums = np.bincount(cell, weights=score, minlength=size).reshape(span, bins)
+        positives = np.bincount(cell, weights=columns["actual"].astype(np.float64),
+                                minlength=size).astype(np.int64).reshape(span, bins)
+        for offset in np.flatnonzero(counts.any(axis=1)).tolist():
+            stats = CalibrationStats()
+            stats.counts, stats.score_sums = counts[offset], sums[offset]
+            stats.positives = positives[offset]
+            if (held := self._buckets.get(low + offset)) is None:
+                self._buckets[low + offset] = stats
+            else:
+                held.merge(stats)
+
+
 class ModelCalibration:
     """Calibration of one binary model per version, cumulative and over the metric windows.
 
@@ -112,25 +153,29 @@ class ModelCalibration:
         self._settings = settings
         self.versions: dict[str, tuple[CalibrationStats, dict[str, CountWindow | TimeWindow]]] = {}
 
+    def add(self, version: str, columns: Columns, clock: float) -> None:
+        """Add matched pairs of one version: ``timestamp``, ``score`` (NaN: none) and
+        ``actual`` columns, as ``estimate.outcome_columns`` gives them; unscored pairs are
+        left out."""
+        scored = ~np.isnan(columns["score"])
+        if not scored.any():
+            return
+        rows: Any = slice(None) if scored.all() else scored
+        columns = {name: columns[name][rows] for name in ("timestamp", "score", "actual")}
+        cumulative, windows = self._version(version)
+        cumulative.merge(_stats_of(columns))
+        for window in windows.values():
+            if isinstance(window, CountWindow):
+                window.add(columns)
+            else:
+                window.add(columns, clock)
+
     def update(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> None:
         """Add matched pairs of this model; pairs without a score are left out."""
-        by_version: dict[str, list[tuple[Prediction, Label]]] = {}
-        for pair in pairs:
-            if pair[0].score is not None:
-                by_version.setdefault(pair[0].version, []).append(pair)
-        for version, scored in by_version.items():
-            columns: Columns = {
-                "timestamp": np.array([p.timestamp for p, _ in scored], np.float64),
-                "score": np.array([p.score for p, _ in scored], np.float64),
-                "actual": np.array([lb.value == self.positive_label for _, lb in scored], bool),
-            }
-            cumulative, windows = self._version(version)
-            cumulative.merge(_stats_of(columns))
-            for window in windows.values():
-                if isinstance(window, CountWindow):
-                    window.add(columns)
-                else:
-                    window.add(columns, clock)
+        predictions = [p for p, _ in pairs]
+        columns = outcome_columns(predictions, self.positive_label, [label for _, label in pairs])
+        for version, rows in version_rows([p.version for p in predictions]):
+            self.add(version, take_columns(columns, rows), clock)
 
     def _version(self, version: str) -> tuple[CalibrationStats, dict[str, Any]]:
         if version not in self.versions:
@@ -140,7 +185,7 @@ class ModelCalibration:
                     windows[w.name] = CountWindow(w.events)
                 else:
                     assert w.duration is not None
-                    windows[w.name] = TimeWindow(w.duration, _stats_of)
+                    windows[w.name] = CalibrationWindow(w.duration)
             self.versions[version] = (CalibrationStats(), windows)
         return self.versions[version]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from operator import itemgetter, ne
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,6 +32,10 @@ import numpy as np
 from predwatch.config import ModelSettings
 from predwatch.drift.settings import BINARY_ONLY, KEPT_DETECTIONS, ConceptDriftSettings
 from predwatch.records import Label, Prediction
+
+_PREDICTION, _LABEL = itemgetter(0), itemgetter(1)  # of a pair
+_VERSION, _TIMESTAMP, _VALUE = itemgetter(2), itemgetter(3), itemgetter(4)  # Prediction fields
+_LABEL_VALUE, _NUMBER = itemgetter(2), itemgetter(3)  # Label fields
 
 
 class Detection(NamedTuple):
@@ -83,11 +88,10 @@ class ConceptDrift:
         """
         detector = self._detector
         update = detector.update
-        hits: list[int] = []
-        for i, error in enumerate(errors.tolist()):
-            update(error)
-            if detector.drift_detected:
-                hits.append(i)
+        # Per error only the detector's own update and a flag read: this loop runs once
+        # for every matched pair.
+        hits = [i for i, error in enumerate(errors.tolist())
+                if (update(error), detector.drift_detected)[1]]
         start, self._seen = self._seen, self._seen + len(errors)
         found = []
         for i in hits:
@@ -107,11 +111,13 @@ def errors_of(pairs: Sequence[tuple[Prediction, Label]], task: str) -> np.ndarra
     >>> errors_of([(p, Label("a", 1.0, "2", 2.0))], "regression")
     array([0.5])
     """
+    n = len(pairs)
+    predictions, labels = map(_PREDICTION, pairs), map(_LABEL, pairs)
     if task == "regression":
-        predicted = np.fromiter((float(p.value) for p, _ in pairs), np.float64, len(pairs))
-        actual = np.array([label.number for _, label in pairs], np.float64)
+        predicted = np.fromiter(map(float, map(_VALUE, predictions)), np.float64, n)
+        actual = np.array(list(map(_NUMBER, labels)), np.float64)
         return np.abs(predicted - actual)
-    return np.fromiter((p.value != label.value for p, label in pairs), np.float64, len(pairs))
+    return np.fromiter(map(ne, map(_VALUE, predictions), map(_LABEL_VALUE, labels)), np.float64, n)
 
 
 class ModelConceptDrift:
@@ -144,22 +150,33 @@ class ModelConceptDrift:
         if not pairs:
             return []
         errors = errors_of(pairs, self.task)
-        times = np.fromiter((p.timestamp for p, _ in pairs), np.float64, len(pairs))
+        times = np.fromiter(map(_TIMESTAMP, map(_PREDICTION, pairs)), np.float64, len(pairs))
         numbers = None if sequence is None else np.asarray(sequence, np.int64)
-        versions = [p.version for p, _ in pairs]
+        versions = list(map(_VERSION, map(_PREDICTION, pairs)))
         found: list[tuple[str, Detection]] = []
-        for version in dict.fromkeys(versions):
+        for version in dict.fromkeys(versions):  # in the order versions first appear
             rows: Any = slice(None)
-            if any(v != version for v in versions):
-                rows = np.fromiter((v == version for v in versions), bool, len(versions))
-            stream = self.versions.get(version)
-            if stream is None:
-                stream = self.versions[version] = ConceptDrift(self.settings)
-            hits = stream.observe(
-                errors[rows], times[rows], None if numbers is None else numbers[rows]
+            if versions.count(version) != len(versions):
+                rows = np.fromiter(map(version.__eq__, versions), bool, len(versions))
+            hits = self.observe(
+                version, errors[rows], times[rows], None if numbers is None else numbers[rows]
             )
             found.extend((version, hit) for hit in hits)
         return found
+
+    def observe(
+        self,
+        version: str,
+        errors: np.ndarray,
+        event_times: np.ndarray,
+        sequence: np.ndarray | None = None,
+    ) -> list[Detection]:
+        """Feed errors of one version, in match order, with their pairs' prediction times
+        (and sequence numbers); return the detections they caused."""
+        stream = self.versions.get(version)
+        if stream is None:
+            stream = self.versions[version] = ConceptDrift(self.settings)
+        return stream.observe(errors, event_times, sequence)
 
     def report(self) -> dict[str, Any]:
         """Per version: detector, ``count``, ``observed``, ``last_detection_time``, detections."""

@@ -45,7 +45,7 @@ from predwatch.drift.quality import INVALID, FeatureQuality
 from predwatch.drift.settings import DataDriftSettings
 from predwatch.drift.statistics import benjamini_hochberg, chi2_homogeneity, js_distance, ks_binned
 from predwatch.drift.statistics import psi as population_stability
-from predwatch.metrics.windows import TIME_WINDOW_STEPS
+from predwatch.metrics.windows import TIME_WINDOW_STEPS, Columns
 from predwatch.records import Prediction
 
 PREDICTION = "@prediction"  # the column names of the prediction and the score in reports
@@ -131,8 +131,11 @@ class _Layout:
                 offset += self.columns[-1].size
         self.size = offset
 
-    def encode(self, batch: Sequence[Prediction], quality: FeatureQuality) -> np.ndarray:
-        """The slot of each column's value in each prediction: shape (columns, predictions)."""
+    def encode(
+        self, batch: Sequence[Prediction], quality: FeatureQuality, scores: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The slot of each column's value in each prediction: shape (columns, predictions).
+        ``scores``: the batch's scores, NaN for none, if already read."""
         n = len(batch)
         features = quality.observe(batch, self.schema) if self.schema else {}
         matrix = np.empty((len(self.columns), n), np.intp)
@@ -142,7 +145,7 @@ class _Layout:
                 if isinstance(slots.column, NumericColumn):
                     values = np.array(values, np.float64)
             elif slots.name == SCORE:
-                values = np.array(list(map(_SCORE, batch)), np.float64)  # None becomes NaN
+                values = scores if scores is not None else _scores(batch)
             else:
                 values = features[slots.name]
             matrix[row] = slots.codes(values, n)
@@ -250,10 +253,12 @@ class _Version:
             )
         self._step = {w.name: (w.duration or 1.0) / TIME_WINDOW_STEPS for w in windows}
 
-    def observe(self, batch: Sequence[Prediction], clock: float, quality: FeatureQuality) -> None:
-        matrix = self.layout.encode(batch, quality)
+    def observe(
+        self, batch: Sequence[Prediction], clock: float, quality: FeatureQuality, columns: Columns
+    ) -> None:
+        matrix = self.layout.encode(batch, quality, columns.get("score"))
         counts = np.bincount(matrix.ravel(), minlength=self.layout.size)
-        times: np.ndarray | None = None
+        times = columns.get("timestamp")
         for name, window in self.windows.items():
             if isinstance(window, _LastN):
                 window.add(matrix, counts)
@@ -301,14 +306,28 @@ class DataDrift:
     def observe(self, predictions: Sequence[Prediction], clock: float) -> None:
         """Add a batch of this model's predictions; ``clock`` is the monitor's event time."""
         for version, batch in _by_version(predictions):
-            state = self._versions.get(version)
-            if state is None:
-                layout, batch = self._reference(version, batch)
-                if layout is None:
-                    continue
-                state = self._versions[version] = _Version(layout, self._windows)
-            if batch:
-                state.observe(batch, clock, self.quality)
+            self.observe_version(version, batch, clock)
+
+    def observe_version(
+        self,
+        version: str,
+        batch: Sequence[Prediction],
+        clock: float,
+        columns: Columns | None = None,
+    ) -> None:
+        """Add a batch of predictions of one version of this model (versions of one batch in
+        sorted order, as ``observe`` does). ``columns``: the batch's ``timestamp`` and
+        ``score`` (NaN for none) if already read, so that they are not read again."""
+        state = self._versions.get(version)
+        if state is None:
+            layout, rest = self._reference(version, batch)
+            if layout is None:
+                return
+            state = self._versions[version] = _Version(layout, self._windows)
+            if len(rest) < len(batch):  # the head of the batch went into the reference
+                batch, columns = rest, None
+        if batch:
+            state.observe(batch, clock, self.quality, columns or {})
 
     def _reference(
         self, version: str, batch: Sequence[Prediction]
@@ -346,6 +365,10 @@ class DataDrift:
 
 
 _VERSION, _TIMESTAMP, _VALUE, _SCORE = (itemgetter(i) for i in (2, 3, 4, 5))  # Prediction fields
+
+
+def _scores(batch: Sequence[Prediction]) -> np.ndarray:
+    return np.array(list(map(_SCORE, batch)), np.float64)  # None becomes NaN
 
 
 def _by_version(predictions: Sequence[Prediction]) -> Iterator[tuple[str, Sequence[Prediction]]]:

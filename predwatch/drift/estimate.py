@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import eq, itemgetter, ne
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,9 @@ from predwatch.metrics.windows import TIME_WINDOW_STEPS, Columns, CountWindow
 from predwatch.records import Label, Prediction
 
 SCALE = 1 << 32  # fixed-point unit of a score
+DENSE_SPAN = 4 * TIME_WINDOW_STEPS  # buckets a batch may span to be counted in one pass
+_VERSION, _TIMESTAMP, _VALUE, _SCORE = (itemgetter(i) for i in (2, 3, 4, 5))  # Prediction fields
+_LABEL_VALUE = itemgetter(2)
 
 
 def to_fixed(scores: np.ndarray) -> np.ndarray:
@@ -162,6 +167,32 @@ class _TimeEstimate:
         self._prune(clock)
 
     def resolved(self, columns: Columns) -> None:
+        index = np.floor(columns["timestamp"] / self._step).astype(np.int64)
+        if index.size == 0:
+            return
+        low, span = int(index.min()), int(index.max()) - int(index.min()) + 1
+        if span > DENSE_SPAN:  # outliers in time: bucket by bucket
+            self._resolved_by_bucket(columns)
+            return
+        # Pairs end in many buckets (labels come late): count them all in one pass.
+        index -= low
+        counts = np.bincount(index, minlength=span).tolist()
+        cells: list[list[int]] | None = None
+        if "actual" in columns:  # per bucket: [tn, fn, fp, tp]
+            cell = index * 4 + columns["predicted"] * 2 + columns["actual"]
+            cells = np.bincount(cell, minlength=span * 4).reshape(span, 4).tolist()
+        for offset, count in enumerate(counts):
+            held = self._buckets.get(low + offset)  # kept while it waits for this prediction
+            if not count or low + offset < self._floor or held is None:
+                continue  # a prediction this window never saw arrive
+            held.resolved += count
+            if cells is not None:
+                tn, fn, fp, tp = cells[offset]
+                realised = held.realised
+                realised.tp, realised.fp = realised.tp + tp, realised.fp + fp
+                realised.fn, realised.tn = realised.fn + fn, realised.tn + tn
+
+    def _resolved_by_bucket(self, columns: Columns) -> None:
         for bucket, rows in self._groups(columns):
             held = self._buckets.get(bucket)  # kept while it waits for this prediction
             if held is None:  # a prediction this window never saw arrive
@@ -244,6 +275,71 @@ class _VersionEstimate:
     unscored: int = 0  # predictions without a score, left out of every estimate
 
 
+def outcome_columns(
+    predictions: Sequence[Prediction], positive_label: str, labels: Sequence[Label] | None = None
+) -> Columns:
+    """A batch as the columns the estimate, calibration and concept drift read:
+    ``timestamp``, ``score`` (NaN where a prediction has none), ``predicted`` (of class
+    ``positive_label``) and, with the labels of matched pairs, ``actual`` (of class
+    ``positive_label``) and ``error`` (1.0 where the classes differ, as
+    ``concept.errors_of`` gives for classification).
+
+    >>> ps = [Prediction("a", "m", "v1", 1.0, "1", 0.9, None, {}, {}),
+    ...       Prediction("b", "m", "v1", 2.0, "2", None, None, {}, {})]
+    >>> columns = outcome_columns(ps, "1", [Label("a", 3.0, "0", 0.0), Label("b", 4.0, "2", 2.0)])
+    >>> columns["score"], columns["predicted"], columns["actual"], columns["error"]
+    (array([0.9, nan]), array([ True, False]), array([False, False]), array([1., 0.]))
+    """
+    n = len(predictions)
+    values = list(map(_VALUE, predictions))  # each record is read once per field: that costs
+    positive = repeat(positive_label)
+    columns: Columns = {
+        "timestamp": np.fromiter(map(_TIMESTAMP, predictions), np.float64, n),
+        "score": np.array(list(map(_SCORE, predictions)), np.float64),  # None becomes NaN
+        "predicted": np.fromiter(map(eq, values, positive), bool, n),
+    }
+    if labels is not None:
+        actual = list(map(_LABEL_VALUE, labels))
+        columns["actual"] = np.fromiter(map(eq, actual, positive), bool, n)
+        columns["error"] = np.fromiter(map(ne, values, actual), np.float64, n)
+    return columns
+
+
+def version_rows(versions: list[str]) -> list[tuple[str, np.ndarray | None]]:
+    """The rows of each version in a batch, versions sorted; None when all rows are of one.
+
+    >>> version_rows(["v2", "v1", "v2"])
+    [('v1', array([1])), ('v2', array([0, 2]))]
+    """
+    if not versions:
+        return []
+    if versions.count(versions[0]) == len(versions):
+        return [(versions[0], None)]
+    distinct = sorted(set(versions))
+    index = {version: i for i, version in enumerate(distinct)}
+    codes = np.fromiter(map(index.__getitem__, versions), np.intp, len(versions))
+    return [(version, np.flatnonzero(codes == i)) for i, version in enumerate(distinct)]
+
+
+def take(values: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """``values`` at ``rows`` (all of them when None)."""
+    return values if rows is None else values[rows]
+
+
+def take_columns(columns: Columns, rows: np.ndarray | None) -> Columns:
+    """Every column at ``rows`` (all of them when None)."""
+    return columns if rows is None else {name: values[rows] for name, values in columns.items()}
+
+
+def take_records(records: Sequence[Any], rows: np.ndarray | None) -> Sequence[Any]:
+    """The records at ``rows`` (all of them when None)."""
+    if rows is None:
+        return records
+    if len(rows) == 1:
+        return [records[int(rows[0])]]
+    return itemgetter(*rows.tolist())(records)  # type: ignore[no-any-return]
+
+
 class PerformanceEstimator:
     """CBPE of one binary model, per version: over pending predictions and per window.
 
@@ -285,53 +381,42 @@ class PerformanceEstimator:
             state = self.versions[version] = _VersionEstimate(ExpectedConfusion(), windows)
         return state
 
-    def _columns(
-        self, predictions: Sequence[Prediction], labels: Sequence[Label] | None = None
-    ) -> dict[str, tuple[Columns, int]]:
-        """Columns of the scored predictions per version, and how many had no score."""
-        rows: dict[str, list[int]] = {}
-        for i, p in enumerate(predictions):
-            rows.setdefault(p.version, []).append(i)
-        found = {}
-        for version, indices in rows.items():
-            scored = [i for i in indices if predictions[i].score is not None]
-            columns: Columns = {
-                "timestamp": np.array([predictions[i].timestamp for i in scored], np.float64),
-                "predicted": np.array([predictions[i].value == self.positive_label
-                                       for i in scored], bool),
-                "score": to_fixed(np.array([predictions[i].score for i in scored], np.float64)),
-            }
-            if labels is not None:
-                columns["actual"] = np.array(
-                    [labels[i].value == self.positive_label for i in scored], bool)
-            found[version] = (columns, len(indices) - len(scored))
-        return found
+    def arrived(self, version: str, columns: Columns, clock: float) -> None:
+        """Add arriving predictions of one version, as ``outcome_columns`` gives them."""
+        state = self._version(version)
+        columns, unscored = _scored(columns)
+        state.unscored += unscored
+        state.pending.add(columns["predicted"], columns["score"])
+        for window in state.windows.values():
+            window.arrived(columns, clock)
+
+    def resolved(self, version: str, columns: Columns) -> None:
+        """Remove predictions of one version that were matched (``columns`` with ``actual``)
+        or expired, as ``outcome_columns`` gives them."""
+        state = self._version(version)
+        columns, _ = _scored(columns)
+        state.pending.add(columns["predicted"], columns["score"], sign=-1)
+        for window in state.windows.values():
+            window.resolved(columns)
 
     def on_predictions(self, predictions: Sequence[Prediction], clock: float) -> None:
         """Add arriving predictions of this model to the pending set and the windows."""
-        for version, (columns, unscored) in self._columns(predictions).items():
-            state = self._version(version)
-            state.unscored += unscored
-            state.pending.add(columns["predicted"], columns["score"])
-            for window in state.windows.values():
-                window.arrived(columns, clock)
-
-    def _resolved(self, predictions: Sequence[Prediction], labels: Sequence[Label] | None) -> None:
-        for version, (columns, _) in self._columns(predictions, labels).items():
-            state = self._version(version)
-            state.pending.add(columns["predicted"], columns["score"], sign=-1)
-            for window in state.windows.values():
-                window.resolved(columns)
+        columns = outcome_columns(predictions, self.positive_label)
+        for version, rows in version_rows(list(map(_VERSION, predictions))):
+            self.arrived(version, take_columns(columns, rows), clock)
 
     def on_matched(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> None:
         """Remove matched predictions from the pending set; windows learn their labels."""
-        if pairs:
-            self._resolved([p for p, _ in pairs], [label for _, label in pairs])
+        predictions = [p for p, _ in pairs]
+        columns = outcome_columns(predictions, self.positive_label, [label for _, label in pairs])
+        for version, rows in version_rows(list(map(_VERSION, predictions))):
+            self.resolved(version, take_columns(columns, rows))
 
     def on_expired(self, predictions: Sequence[Prediction], clock: float) -> None:
         """Remove predictions that expired unlabelled from the pending set."""
-        if predictions:
-            self._resolved(predictions, None)
+        columns = outcome_columns(predictions, self.positive_label)
+        for version, rows in version_rows(list(map(_VERSION, predictions))):
+            self.resolved(version, take_columns(columns, rows))
 
     def report(self, clock: float) -> dict[str, Any]:
         """Per version: ``pending`` estimate, ``unscored`` count, and per window the
@@ -344,3 +429,13 @@ class PerformanceEstimator:
             }
             for version, state in sorted(self.versions.items())
         }
+
+
+def _scored(columns: Columns) -> tuple[Columns, int]:
+    """The rows with a score, the score in fixed point; and how many had none."""
+    score = columns["score"]
+    scored = ~np.isnan(score)
+    unscored = len(score) - int(np.count_nonzero(scored))
+    if unscored:
+        columns = {name: values[scored] for name, values in columns.items()}
+    return {**columns, "score": to_fixed(columns["score"])}, unscored

@@ -90,7 +90,7 @@ class FeatureReader:
         """Columns by feature name, and counts of ``(feature, issue)``."""
         features = list(map(_FEATURES, predictions))
         try:
-            rows = self._decode(b"[" + b",".join(features) + b"]")  # type: ignore[arg-type]
+            rows = self._decode(_json_array(features))
         except (TypeError, msgspec.ValidationError):  # dicts from the checked decoder; odd values
             return self._read_checked([load_features(f) for f in features])
         if None in rows:  # "features": null
@@ -134,6 +134,17 @@ class FeatureReader:
                     strings.append(INVALID if key is None else key)
                 columns[name] = strings
         return columns, issues
+
+
+def _json_array(features: list[Any]) -> bytes:
+    """The raw JSON of each prediction's features, as one JSON array; ``TypeError`` if some
+    are not raw JSON (already decoded)."""
+    if set(map(type, features)) == {msgspec.Raw}:  # as the decoder leaves them
+        return _ENCODE(features)  # msgspec copies each raw value in: faster than a join
+    return b"[" + b",".join(features) + b"]"
+
+
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def _numeric_issue(value: object) -> Issue | None:

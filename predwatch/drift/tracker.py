@@ -19,15 +19,28 @@ scores) follows each prediction from arrival to its match or expiry.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
+
+import numpy as np
 
 from predwatch.config import Settings
 from predwatch.drift.calibration import ModelCalibration
-from predwatch.drift.concept import ModelConceptDrift
+from predwatch.drift.concept import ModelConceptDrift, errors_of
 from predwatch.drift.data import DataDrift
-from predwatch.drift.estimate import PerformanceEstimator
+from predwatch.drift.estimate import (
+    PerformanceEstimator,
+    outcome_columns,
+    take,
+    take_columns,
+    take_records,
+    version_rows,
+)
 from predwatch.drift.profile import ReferenceProfile
 from predwatch.records import Label, Prediction
+
+_VERSION, _TIMESTAMP = itemgetter(2), itemgetter(3)  # Prediction fields
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)  # of a pair
 
 
 class ModelDrift:
@@ -36,30 +49,52 @@ class ModelDrift:
     def __init__(self, name: str, settings: Settings, profiles: Iterable[ReferenceProfile]) -> None:
         model, drift, windows = settings.models[name], settings.drift, settings.metrics.windows
         self.enabled = drift.enabled
+        self.task, self.positive_label = model.task, model.positive_label
         self.data = DataDrift(name, drift, windows, profiles) if drift.enabled else None
         self.concept = ModelConceptDrift(model, drift.concept)
         binary = model.task == "binary" and drift.enabled
         self.estimator = PerformanceEstimator(model, windows) if binary else None
         self.calibration = ModelCalibration(model, settings.metrics) if binary else None
 
+    # Each batch is grouped by version and turned into numpy columns once, here, and every
+    # part reads its rows of them: walking the records is what costs, not the arithmetic.
+
     def on_predictions(self, predictions: Sequence[Prediction], clock: float) -> None:
         """Predictions the join accepted (not duplicates), before any of them is matched."""
-        if self.data is not None:
-            self.data.observe(predictions, clock)
-        if self.estimator is not None:
-            self.estimator.on_predictions(predictions, clock)
+        if self.data is None or not predictions:
+            return
+        columns = outcome_columns(predictions, self.positive_label)
+        for version, rows in version_rows(list(map(_VERSION, predictions))):
+            selected = take_columns(columns, rows)
+            self.data.observe_version(version, take_records(predictions, rows), clock, selected)
+            if self.estimator is not None:
+                self.estimator.arrived(version, selected, clock)
 
     def on_matched(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> None:
-        if self.enabled:
-            self.concept.update(pairs)
-        if self.estimator is not None:
-            self.estimator.on_matched(pairs, clock)
-        if self.calibration is not None:
-            self.calibration.update(pairs, clock)
+        if not self.enabled or not pairs:
+            return
+        predictions: list[Prediction] = list(map(_FIRST, pairs))
+        estimator, calibration = self.estimator, self.calibration
+        if estimator is not None and calibration is not None:
+            labels: list[Label] = list(map(_SECOND, pairs))
+            columns = outcome_columns(predictions, self.positive_label, labels)
+            errors = columns.pop("error")
+        else:
+            errors = errors_of(pairs, self.task)
+            columns = {"timestamp": np.fromiter(map(_TIMESTAMP, predictions), np.float64)}
+        for version, rows in version_rows(list(map(_VERSION, predictions))):
+            self.concept.observe(version, take(errors, rows), take(columns["timestamp"], rows))
+            if estimator is not None and calibration is not None:
+                selected = take_columns(columns, rows)
+                estimator.resolved(version, selected)
+                calibration.add(version, selected, clock)
 
     def on_expired(self, predictions: Sequence[Prediction], clock: float) -> None:
-        if self.estimator is not None:
-            self.estimator.on_expired(predictions, clock)
+        if self.estimator is None or not predictions:
+            return
+        columns = outcome_columns(predictions, self.positive_label)
+        for version, rows in version_rows(list(map(_VERSION, predictions))):
+            self.estimator.resolved(version, take_columns(columns, rows))
 
     def quality(self) -> dict[tuple[str, str], int]:
         """Feature issues counted so far: ``{(feature, kind): n}``."""
