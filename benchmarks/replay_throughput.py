@@ -5,8 +5,11 @@ features each) and their labels into a temporary directory, then measures two
 sides on the same files, each in its own subprocess pinned to one CPU so that
 neither pollutes the other's peak memory:
 
-- ``predwatch``: ``predwatch.consumer.files.replay`` with default settings
-  (cumulative metrics and the default windows, per model version).
+- ``predwatch``: the monitoring core, ``predwatch.consumer.files.replay`` with
+  the default windows and drift and diagnostics switched off (decoding, the
+  join, cumulative and windowed metrics per model version);
+- ``predwatch-all``: the same with the defaults, drift (data drift, feature
+  quality, concept drift, estimates, calibration) and diagnostics on.
 - ``baseline``: a straightforward consumer: each line validated by a pydantic
   model, the two files interleaved by event time, a dict join by
   ``prediction_id``, and river metrics (Accuracy, Precision, Recall, F1,
@@ -41,7 +44,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SIDES = ("predwatch", "baseline")
+SIDES = ("predwatch", "predwatch-all", "baseline")
+CORE_ONLY = {"drift": {"enabled": False}, "diagnostics": {"enabled": False}}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,12 +73,15 @@ def _pin_to_one_cpu() -> None:
 # --- the two sides, each run in a child process ---------------------------------------------
 
 
-def run_predwatch(predictions: Path, labels: Path, profile: str | None) -> dict[str, Any]:
+def run_predwatch(
+    predictions: Path, labels: Path, profile: str | None, everything: bool = False
+) -> dict[str, Any]:
     from predwatch.cli import tune_gc
     from predwatch.config import Settings
     from predwatch.consumer.files import replay
 
-    settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}}})
+    config: dict[str, Any] = {"models": {"fraud": {"task": "binary"}}}
+    settings = Settings.model_validate(config if everything else {**config, **CORE_ONLY})
     tune_gc()  # as `predwatch replay` and `predwatch run` do
     before = _rss_mb()
     start = time.perf_counter()
@@ -184,8 +191,8 @@ def run_baseline(predictions: Path, labels: Path) -> dict[str, Any]:
 def child(side: str, directory: Path, profile: str | None) -> None:
     _pin_to_one_cpu()
     predictions, labels = directory / "predictions.jsonl", directory / "labels.jsonl"
-    if side == "predwatch":
-        result = run_predwatch(predictions, labels, profile)
+    if side.startswith("predwatch"):
+        result = run_predwatch(predictions, labels, profile, everything=side == "predwatch-all")
     else:
         result = run_baseline(predictions, labels)
     print(json.dumps(result))
@@ -243,17 +250,21 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             measure("predwatch", Path(tmp), args.profile)
 
-    print(f"\n{'side':<10} {'events':>9} {'seconds':>8} {'events/s':>10} {'cpu s':>7} "
+    print(f"\n{'side':<13} {'events':>9} {'seconds':>8} {'events/s':>10} {'cpu s':>7} "
           f"{'peak MB':>8} {'run MB':>7} {'matched':>8}")
     for side, r in results.items():
         rate = r["events"] / r["seconds"]
-        print(f"{side:<10} {r['events']:>9,} {r['seconds']:>8.2f} {rate:>10,.0f} "
+        print(f"{side:<13} {r['events']:>9,} {r['seconds']:>8.2f} {rate:>10,.0f} "
               f"{r['cpu_seconds']:>7.2f} {r['peak_mb']:>8.1f} {r['peak_mb'] - r['start_mb']:>7.1f} "
               f"{r['matched']:>8,}")
     ours, base = results["predwatch"], results["baseline"]
     speed = (ours["events"] / ours["seconds"]) / (base["events"] / base["seconds"])
     print(f"\nratio predwatch/baseline: throughput {speed:.2f}x, "
           f"peak memory {ours['peak_mb'] / base['peak_mb']:.2f}x")
+    full = results["predwatch-all"]
+    print(f"ratio predwatch-all/baseline: throughput "
+          f"{(full['events'] / full['seconds']) / (base['events'] / base['seconds']):.2f}x, "
+          f"peak memory {full['peak_mb'] / base['peak_mb']:.2f}x")
     for name in ("accuracy", "roc_auc"):
         pairs = ", ".join(
             f"{v}: {ours[name].get(v, float('nan')):.4f} vs {base[name][v]:.4f}"

@@ -230,7 +230,8 @@ class Monitor:
             for key, count in Counter(_model_version(p) for p, _ in pairs).items():
                 self._model_counts(key).matched += count
             self.metrics[model].update(pairs, clock)
-            self.drift[model].on_matched(pairs, clock)
+            for version in self.drift[model].on_matched(pairs, clock):
+                self.diagnostics[model].rotate(version)  # the error pattern has moved
             self.diagnostics[model].update(pairs, clock)
             delays = self.label_delays.get(model)
             if delays is None:

@@ -10,7 +10,8 @@ scores) follows each prediction from arrival to its match or expiry.
 >>> drift = ModelDrift("fraud", settings, profiles=[])
 >>> p = Prediction("a", "fraud", "v1", 0.0, "1", 0.9, None, {}, {})
 >>> drift.on_predictions([p], clock=0.0)
->>> drift.on_matched([(p, Label("a", 5.0, "1", 1.0))], clock=0.0)
+>>> drift.on_matched([(p, Label("a", 5.0, "1", 1.0))], clock=0.0)  # no version drifted
+[]
 >>> report = drift.report(clock=0.0)["v1"]
 >>> report["drift"]["concept"]["observed"], report["estimated"]["pending"]["count"]
 (1, 0)
@@ -70,9 +71,11 @@ class ModelDrift:
             if self.estimator is not None:
                 self.estimator.arrived(version, selected, clock)
 
-    def on_matched(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> None:
+    def on_matched(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> list[str]:
+        """Matched pairs; the versions in which concept drift was detected."""
+        drifted: list[str] = []
         if not self.enabled or not pairs:
-            return
+            return drifted
         predictions: list[Prediction] = list(map(_FIRST, pairs))
         estimator, calibration = self.estimator, self.calibration
         if estimator is not None and calibration is not None:
@@ -83,11 +86,13 @@ class ModelDrift:
             errors = errors_of(pairs, self.task)
             columns = {"timestamp": np.fromiter(map(_TIMESTAMP, predictions), np.float64)}
         for version, rows in version_rows(list(map(_VERSION, predictions))):
-            self.concept.observe(version, take(errors, rows), take(columns["timestamp"], rows))
+            if self.concept.observe(version, take(errors, rows), take(columns["timestamp"], rows)):
+                drifted.append(version)
             if estimator is not None and calibration is not None:
                 selected = take_columns(columns, rows)
                 estimator.resolved(version, selected)
                 calibration.add(version, selected, clock)
+        return drifted
 
     def on_expired(self, predictions: Sequence[Prediction], clock: float) -> None:
         if self.estimator is None or not predictions:
