@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from predwatch.config import Settings, class_key
 from predwatch.records import UNVERSIONED, Invalid, Label, Prediction, Raw, features_of
@@ -107,35 +107,11 @@ class Decoder:
 
     def predictions(self, batch: Iterable[Raw]) -> tuple[list[Prediction], list[Invalid]]:
         """Decode prediction messages; the second list holds what could not be used."""
-        decoded: list[Prediction] = []
-        invalid: list[Invalid] = []
-        fast, checked = self._fast.prediction, self._prediction
-        for raw in batch:
-            record = fast(raw)
-            if record is None:
-                try:
-                    record = checked(raw)
-                except _Reject as reason:
-                    invalid.append(Invalid("predictions", str(reason), raw))
-                    continue
-            decoded.append(record)
-        return decoded, invalid
+        return _decode(batch, self._fast.prediction, self._prediction, "predictions")
 
     def labels(self, batch: Iterable[Raw]) -> tuple[list[Label], list[Invalid]]:
         """Decode label messages; the second list holds what could not be used."""
-        decoded: list[Label] = []
-        invalid: list[Invalid] = []
-        fast, checked = self._fast.label, self._label
-        for raw in batch:
-            record = fast(raw)
-            if record is None:
-                try:
-                    record = checked(raw)
-                except _Reject as reason:
-                    invalid.append(Invalid("labels", str(reason), raw))
-                    continue
-            decoded.append(record)
-        return decoded, invalid
+        return _decode(batch, self._fast.label, self._label, "labels")
 
     def _id(self, message: dict[str, Any]) -> str:
         name = self._fields.prediction_id
@@ -229,3 +205,27 @@ class Decoder:
         if isinstance(value, int | float) and not isinstance(value, bool):
             number = float(value)
         return Label(prediction_id, timestamp, key, number)
+
+
+Record = TypeVar("Record", Prediction, Label)
+
+
+def _decode(
+    batch: Iterable[Raw],
+    fast: Callable[[Raw], Record | None],
+    checked: Callable[[Raw], Record],
+    topic: str,
+) -> tuple[list[Record], list[Invalid]]:
+    """Each message by the fast path, else by the checked path, which names what is wrong."""
+    decoded: list[Record] = []
+    invalid: list[Invalid] = []
+    for raw in batch:
+        record = fast(raw)
+        if record is None:
+            try:
+                record = checked(raw)
+            except _Reject as reason:
+                invalid.append(Invalid(topic, str(reason), raw))
+                continue
+        decoded.append(record)
+    return decoded, invalid

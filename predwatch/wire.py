@@ -74,17 +74,9 @@ class FastDecoder:
         }
 
     def prediction(self, raw: Raw) -> Prediction | None:
-        value = raw.value
-        if isinstance(value, str):
-            value = value.encode()
-        try:
-            wire: Any = self._prediction(value)
-        except (msgspec.MsgspecError, TypeError):
-            return None
-        key = wire.prediction_id
-        if type(key) is not str:
-            key = str(key)
-        elif not key:
+        wire: Any = _parse(self._prediction, raw)
+        key = _key(wire)
+        if key is None:
             return None
         regression = self._regression.get(wire.model)
         if regression is None:
@@ -129,17 +121,9 @@ class FastDecoder:
                           features, wire.tags or {})
 
     def label(self, raw: Raw) -> Label | None:
-        value = raw.value
-        if isinstance(value, str):
-            value = value.encode()
-        try:
-            wire: Any = self._label(value)
-        except (msgspec.MsgspecError, TypeError):
-            return None
-        key = wire.prediction_id
-        if type(key) is not str:
-            key = str(key)
-        elif not key:
+        wire: Any = _parse(self._label, raw)
+        key = _key(wire)
+        if key is None:
             return None
         timestamp = wire.timestamp
         if type(timestamp) is not float:
@@ -152,6 +136,25 @@ class FastDecoder:
         if type(label) is int:
             return Label(key, timestamp, str(label), float(label))
         return Label(key, timestamp, class_key(label), float(label))
+
+
+def _parse(decode: Callable[[bytes], Any], raw: Raw) -> Any:
+    """The wire struct of a message, or None where msgspec declines it."""
+    value = raw.value
+    try:
+        return decode(value.encode() if isinstance(value, str) else value)
+    except (msgspec.MsgspecError, TypeError):
+        return None
+
+
+def _key(wire: Any) -> str | None:
+    """The prediction id as text; None without a usable one (or without a struct)."""
+    if wire is None:
+        return None
+    key = wire.prediction_id
+    if type(key) is not str:
+        return str(key)
+    return key or None
 
 
 def _seconds(stamp: datetime | None, raw: Raw) -> float | None:
