@@ -142,37 +142,34 @@ def print_comparisons() -> None:
 
 
 def run_side(rate: float | None, directory: Path) -> dict[str, Any]:
-    """One replay, with diagnostics at ``rate`` (None: without), timed."""
+    """One replay with the monitor's own diagnostics at ``rate`` (None: switched off), timed;
+    drift is off on both sides so that only diagnostics differ."""
     from predwatch.cli import tune_gc
     from predwatch.config import Settings
     from predwatch.consumer.files import replay
-    from predwatch.diagnostics.settings import DiagnosticsSettings
     from predwatch.diagnostics.tree import ModelDiagnostics
     from predwatch.monitor import Monitor
 
-    settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}}})
-    model = settings.models["fraud"]
+    diagnostics_settings = {"enabled": False} if rate is None else {"sample_rate": rate}
+    settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}},
+                                        "drift": {"enabled": False},
+                                        "diagnostics": diagnostics_settings})
     monitor = Monitor(settings)
-    diagnostics = None
+    diagnostics = monitor.diagnostics["fraud"]
     spent = [0.0]  # seconds inside diagnostics calls
-    if rate is not None:
-        diagnostics = ModelDiagnostics(model, DiagnosticsSettings(sample_rate=rate))
+    update = diagnostics.update
 
-        inner = monitor._apply
+    def timed(pairs: Any, clock: float) -> None:
+        began = time.perf_counter()
+        update(pairs, clock)
+        spent[0] += time.perf_counter() - began
 
-        def apply(result: Any, *rest: Any) -> None:
-            inner(result, *rest)
-            if result.matched:
-                began = time.perf_counter()
-                diagnostics.update(result.matched, monitor.event_clock)
-                spent[0] += time.perf_counter() - began
-
-        monitor._apply = apply  # type: ignore[method-assign]
+    diagnostics.update = timed  # type: ignore[method-assign]
     tune_gc()
     start = time.perf_counter()
     replay(settings, directory / "predictions.jsonl", directory / "labels.jsonl", monitor)
     began = time.perf_counter()
-    report = diagnostics.report(monitor.event_clock) if diagnostics else {}
+    report = ModelDiagnostics.report(diagnostics, monitor.event_clock) if rate else {}
     spent[0] += time.perf_counter() - began
     seconds = time.perf_counter() - start
     counts = monitor.counts
