@@ -75,7 +75,10 @@ class Service:
 
     def _alert_loop(self, stop: threading.Event) -> None:
         while not stop.wait(ALERT_TICK):
-            self.evaluate_alerts()
+            try:
+                self.evaluate_alerts()
+            except Exception:  # a failed evaluation must not end alerting for good
+                log.exception("alert evaluation failed; trying again at the next tick")
 
     def evaluate_alerts(self) -> int:
         """Evaluate the rules if due and hand firing and resolved alerts to the sinks."""
