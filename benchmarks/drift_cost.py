@@ -28,27 +28,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from sides import ROOT, pin_to_one_cpu, run_side
+
 SIDES = (False, True)
 BUDGET = 0.20  # the most drift may cost, as a share of the throughput without it
 
 
-def _pin_to_one_cpu() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
 def child(enabled: bool, directory: Path, profile: str | None) -> None:
-    _pin_to_one_cpu()
+    pin_to_one_cpu()
     from predwatch.cli import tune_gc
     from predwatch.config import Settings
     from predwatch.consumer.files import replay
@@ -78,16 +72,10 @@ def child(enabled: bool, directory: Path, profile: str | None) -> None:
 
 
 def measure(enabled: bool, directory: Path, profile: str | None = None) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, __file__, "--child", "on" if enabled else "off",
-               "--dir", str(directory)]
+    args = ["--child", "on" if enabled else "off", "--dir", str(directory)]
     if profile:
-        command += ["--profile", profile]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"the drift={'on' if enabled else 'off'} run failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        args += ["--profile", profile]
+    result = run_side(__file__, args, f"drift={'on' if enabled else 'off'} run")
     result["rate"] = result["events"] / result["seconds"]
     result["cpu_rate"] = result["events"] / result["cpu_seconds"]
     return result

@@ -44,26 +44,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
+from sides import ROOT, pin_to_one_cpu, run_side
+
 SIDES = ("raw", "predwatch")
-ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 3
 PREDICTIONS_TOPIC = "bench-predictions"
 LABELS_TOPIC = "bench-labels"
 TIMEOUT = 120.0  # seconds a side may take before it is declared stuck
-
-
-def _pin_to_one_cpu() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def _settings(bootstrap: str, group: str) -> Any:
@@ -193,7 +186,7 @@ def run_predwatch(bootstrap: str, expected: int, labels: int,
 
 
 def child(args: argparse.Namespace) -> None:
-    _pin_to_one_cpu()
+    pin_to_one_cpu()
     if args.side == "raw":
         result = run_raw(args.bootstrap, args.expected)
     else:
@@ -218,16 +211,11 @@ def produce(bootstrap: str, predictions: list[dict], labels: list[dict]) -> None
 
 def measure(side: str, bootstrap: str, expected: int, labels: int,
             profile: str | None = None) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, __file__, "--side", side, "--bootstrap", bootstrap,
-               "--expected", str(expected), "--labels", str(labels)]
+    args = ["--side", side, "--bootstrap", bootstrap, "--expected", str(expected),
+            "--labels", str(labels)]
     if profile:
-        command += ["--profile", profile]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"the {side} side failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        args += ["--profile", profile]
+    return run_side(__file__, args, f"{side} side")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,9 +33,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,30 +41,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sides import ROOT, pin_to_one_cpu, rss_mb, run_side
+
 SIDES = ("predwatch", "predwatch-all", "baseline")
 CORE_ONLY = {"drift": {"enabled": False}, "diagnostics": {"enabled": False}}
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _rss_mb() -> float:
-    """The process's high-water resident set so far, in MiB.
-
-    Linux's ``VmHWM`` is read first: ``ru_maxrss`` survives ``exec`` and so
-    would report the parent's footprint at the time of the fork.
-    """
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _pin_to_one_cpu() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 # --- the two sides, each run in a child process ---------------------------------------------
@@ -83,7 +60,7 @@ def run_predwatch(
     config: dict[str, Any] = {"models": {"fraud": {"task": "binary"}}}
     settings = Settings.model_validate(config if everything else {**config, **CORE_ONLY})
     tune_gc()  # as `predwatch replay` and `predwatch run` do
-    before = _rss_mb()
+    before = rss_mb()
     start = time.perf_counter()
     cpu = time.process_time()
     if profile:
@@ -101,7 +78,7 @@ def run_predwatch(
         "events": counts.predictions + counts.labels + counts.invalid,
         "seconds": seconds,
         "cpu_seconds": cpu,
-        "peak_mb": _rss_mb(),
+        "peak_mb": rss_mb(),
         "start_mb": before,
         "matched": counts.matched,
         "accuracy": {v: m["cumulative"]["accuracy"] for v, m in versions.items()},
@@ -139,7 +116,7 @@ def run_baseline(predictions: Path, labels: Path) -> dict[str, Any]:
                 "recall": metrics.Recall(), "f1": metrics.F1(), "roc_auc": metrics.ROCAUC(),
                 "log_loss": metrics.LogLoss()}
 
-    before = _rss_mb()
+    before = rss_mb()
     start = time.perf_counter()
     cpu = time.process_time()
     pending_predictions: dict[str, Any] = {}
@@ -180,7 +157,7 @@ def run_baseline(predictions: Path, labels: Path) -> dict[str, Any]:
         "events": events,
         "seconds": seconds,
         "cpu_seconds": cpu,
-        "peak_mb": _rss_mb(),
+        "peak_mb": rss_mb(),
         "start_mb": before,
         "matched": matched,
         "accuracy": {v: s["accuracy"].get() for v, s in sorted(per_version.items())},
@@ -189,7 +166,7 @@ def run_baseline(predictions: Path, labels: Path) -> dict[str, Any]:
 
 
 def child(side: str, directory: Path, profile: str | None) -> None:
-    _pin_to_one_cpu()
+    pin_to_one_cpu()
     predictions, labels = directory / "predictions.jsonl", directory / "labels.jsonl"
     if side.startswith("predwatch"):
         result = run_predwatch(predictions, labels, profile, everything=side == "predwatch-all")
@@ -202,15 +179,10 @@ def child(side: str, directory: Path, profile: str | None) -> None:
 
 
 def measure(side: str, directory: Path, profile: str | None) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, __file__, "--side", side, "--dir", str(directory)]
+    args = ["--side", side, "--dir", str(directory)]
     if profile and side == "predwatch":
-        command += ["--profile", profile]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"the {side} side failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        args += ["--profile", profile]
+    return run_side(__file__, args, f"{side} side")
 
 
 def main(argv: list[str] | None = None) -> None:
