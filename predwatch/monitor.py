@@ -112,7 +112,6 @@ class Monitor:
             for name, model in settings.models.items()
         }
         self.alerts = AlertEngine(settings.alerts)
-        self.alerting = bool(settings.alerts.all_rules())
         self.alert_metrics = {rule.metric for rule in settings.alerts.all_rules()}
         self._detections_seen: dict[tuple[str, str], int] = {}
         self.alert_log: deque[Transition] = deque(maxlen=ALERT_LOG_SIZE)
@@ -278,7 +277,7 @@ class Monitor:
         ``extra`` carries figures the core does not hold (consumer lag, seconds
         since the last event); ``context`` extra annotation variables.
         """
-        if not self.alerts.due(now) or not self.alerting:
+        if not self.alert_metrics or not self.alerts.due(now):
             return []
         extra, context = {**self._drift_figures(), **(extra or {})}, dict(context or {})
         for key, last_drift in self._last_drifts().items():
@@ -341,7 +340,6 @@ class Monitor:
         monitor = cls(settings)
         monitor.__dict__.update(state)
         monitor.alerts.reconfigure(settings.alerts)
-        monitor.alerting = bool(settings.alerts.all_rules())
         monitor.alert_metrics = {rule.metric for rule in settings.alerts.all_rules()}
         return monitor
 
