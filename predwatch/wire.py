@@ -88,11 +88,9 @@ class FastDecoder:
             version = str(version)
         elif not version:
             return None
-        timestamp = wire.timestamp
-        if type(timestamp) is not float:
-            timestamp = _seconds(timestamp, raw)
-            if timestamp is None:
-                return None
+        timestamp = _seconds(wire.timestamp, raw)
+        if timestamp is None:
+            return None
         predicted = wire.prediction
         if regression:
             if type(predicted) is str:
@@ -125,11 +123,9 @@ class FastDecoder:
         key = _key(wire)
         if key is None:
             return None
-        timestamp = wire.timestamp
-        if type(timestamp) is not float:
-            timestamp = _seconds(timestamp, raw)
-            if timestamp is None:
-                return None
+        timestamp = _seconds(wire.timestamp, raw)
+        if timestamp is None:
+            return None
         label = wire.label
         if type(label) is str:
             return Label(key, timestamp, label, None)
@@ -157,9 +153,13 @@ def _key(wire: Any) -> str | None:
     return key or None
 
 
-def _seconds(stamp: datetime | None, raw: Raw) -> float | None:
+def _seconds(stamp: datetime | float | None, raw: Raw) -> float | None:
+    """Epoch seconds of a message's time, the transport's when it has none; None when its
+    time is ambiguous."""
     if stamp is None:
         return raw.timestamp
+    if not isinstance(stamp, datetime):
+        return stamp
     if stamp.tzinfo is None:
         return None  # ambiguous: the checked path names the reason
     return stamp.timestamp()
