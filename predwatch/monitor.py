@@ -28,6 +28,7 @@ import numpy as np
 
 from predwatch.alerts.engine import AlertEngine, Context, Transition
 from predwatch.alerts.rules import Extra
+from predwatch.batches import group_rows, take_columns, take_records
 from predwatch.config import Settings
 from predwatch.diagnostics.tree import ModelDiagnostics
 from predwatch.drift.profile import load_profiles
@@ -47,6 +48,14 @@ T = TypeVar("T")
 
 def _pair_model(pair: tuple[Prediction, Label]) -> str:
     return pair[0].model
+
+
+def _pair_version(pair: tuple[Prediction, Label]) -> str:
+    return pair[0].version
+
+
+def _label_time(pair: tuple[Prediction, Label]) -> float:
+    return pair[1].timestamp
 
 
 @dataclass
@@ -162,13 +171,13 @@ class Monitor:
         if decoded_labels:
             latest_label = max(label.timestamp for label in decoded_labels)
             self.last_event_time = max(self.last_event_time, latest_label)
-        per_model = Counter(map(_model_version, decoded_predictions))
-        for key, count in per_model.items():
+        keys = list(map(_model_version, decoded_predictions))
+        for key, count in Counter(keys).items():
             self._model_counts(key).predictions += count
         self.counts.predictions += len(decoded_predictions)
         self.counts.labels += len(decoded_labels)
         result = self._join(partition, now).process(decoded_predictions, decoded_labels, now)
-        self._apply(result, changes, decoded_predictions)
+        self._apply(result, changes, decoded_predictions, keys)
         return changes
 
     def advance(self, now: float) -> Changes:
@@ -187,10 +196,14 @@ class Monitor:
         return counts
 
     def _apply(
-        self, result: JoinResult, changes: Changes, arrived: Sequence[Prediction] = ()
+        self,
+        result: JoinResult,
+        changes: Changes,
+        arrived: Sequence[Prediction] = (),
+        keys: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Count what the join decided; feed metrics and drift in the order events happened:
-        arrivals, then matches, then expiries."""
+        arrivals (with their ``(model, version)`` keys), then matches, then expiries."""
         counts = self.counts
         # A label whose value does not fit its model's task is invalid, not a label.
         counts.labels -= len(result.invalid_labels)
@@ -219,23 +232,30 @@ class Monitor:
         for prediction in result.duplicate_predictions:
             self._model_counts((prediction.model, prediction.version)).duplicate_predictions += 1
         clock = self.event_clock
-        if arrived:
+        if arrived and self.settings.drift.enabled:
             if result.duplicate_predictions:
                 repeated = {id(p) for p in result.duplicate_predictions}
-                arrived = [p for p in arrived if id(p) not in repeated]
-            for model, predictions in _by_model(arrived, _model_of).items():
-                self.drift[model].on_predictions(predictions, clock)
+                kept = [i for i, p in enumerate(arrived) if id(p) not in repeated]
+                arrived, keys = [arrived[i] for i in kept], [keys[i] for i in kept]
+            for (model, version), rows in group_rows(keys):
+                self.drift[model].on_predictions(version, take_records(arrived, rows), clock)
         for model, pairs in _by_model(result.matched, _pair_model).items():
-            for key, count in Counter(_model_version(p) for p, _ in pairs).items():
-                self._model_counts(key).matched += count
-            self.metrics[model].update(pairs, clock)
-            for version in self.drift[model].on_matched(pairs, clock):
-                self.diagnostics[model].rotate(version)  # the error pattern has moved
-            self.diagnostics[model].update(pairs, clock)
+            versions = group_rows(list(map(_pair_version, pairs)))
+            for version, rows in versions:
+                self._model_counts((model, version)).matched += len(pairs if rows is None else rows)
+            metrics, drift = self.metrics[model], self.drift[model]
+            diagnostics = self.diagnostics[model]
+            columns = metrics.columns(pairs)
+            metrics.update(pairs, clock, columns, versions)
+            for version, rows in versions:
+                if drift.on_matched(version, take_columns(columns, rows), clock):
+                    diagnostics.rotate(version)  # the error pattern has moved
+            diagnostics.update(pairs, clock)
             delays = self.label_delays.get(model)
             if delays is None:
                 delays = self.label_delays[model] = DelayHistogram()
-            delays.observe(np.array([label.timestamp - p.timestamp for p, label in pairs]))
+            label_times = np.fromiter(map(_label_time, pairs), np.float64, len(pairs))
+            delays.observe(label_times - columns["timestamp"])
         for model, predictions in _by_model(result.unlabelled, _model_of).items():
             self.drift[model].on_expired(predictions, clock)
 

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from predwatch.batches import Columns, group_rows, take_columns
 from predwatch.config import MetricSettings, ModelSettings
-from predwatch.drift.estimate import DENSE_SPAN, outcome_columns, take_columns, version_rows
-from predwatch.metrics.windows import Columns, CountWindow, TimeWindow
+from predwatch.drift.estimate import DENSE_SPAN, outcome_columns
+from predwatch.metrics.windows import CountWindow, TimeWindow
 from predwatch.records import Label, Prediction
 
 BINS = 10
@@ -174,7 +175,7 @@ class ModelCalibration:
         """Add matched pairs of this model; pairs without a score are left out."""
         predictions = [p for p, _ in pairs]
         columns = outcome_columns(predictions, self.positive_label, [label for _, label in pairs])
-        for version, rows in version_rows([p.version for p in predictions]):
+        for version, rows in group_rows([p.version for p in predictions]):
             self.add(version, take_columns(columns, rows), clock)
 
     def _version(self, version: str) -> tuple[CalibrationStats, dict[str, Any]]:

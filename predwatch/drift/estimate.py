@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from predwatch.batches import Columns, group_rows, take_columns
 from predwatch.config import ModelSettings, WindowSettings
-from predwatch.metrics.windows import TIME_WINDOW_STEPS, Columns, CountWindow
+from predwatch.metrics.windows import TIME_WINDOW_STEPS, CountWindow
 from predwatch.records import Label, Prediction
 
 SCALE = 1 << 32  # fixed-point unit of a score
@@ -305,41 +306,6 @@ def outcome_columns(
     return columns
 
 
-def version_rows(versions: list[str]) -> list[tuple[str, np.ndarray | None]]:
-    """The rows of each version in a batch, versions sorted; None when all rows are of one.
-
-    >>> version_rows(["v2", "v1", "v2"])
-    [('v1', array([1])), ('v2', array([0, 2]))]
-    """
-    if not versions:
-        return []
-    if versions.count(versions[0]) == len(versions):
-        return [(versions[0], None)]
-    distinct = sorted(set(versions))
-    index = {version: i for i, version in enumerate(distinct)}
-    codes = np.fromiter(map(index.__getitem__, versions), np.intp, len(versions))
-    return [(version, np.flatnonzero(codes == i)) for i, version in enumerate(distinct)]
-
-
-def take(values: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
-    """``values`` at ``rows`` (all of them when None)."""
-    return values if rows is None else values[rows]
-
-
-def take_columns(columns: Columns, rows: np.ndarray | None) -> Columns:
-    """Every column at ``rows`` (all of them when None)."""
-    return columns if rows is None else {name: values[rows] for name, values in columns.items()}
-
-
-def take_records(records: Sequence[Any], rows: np.ndarray | None) -> Sequence[Any]:
-    """The records at ``rows`` (all of them when None)."""
-    if rows is None:
-        return records
-    if len(rows) == 1:
-        return [records[int(rows[0])]]
-    return itemgetter(*rows.tolist())(records)  # type: ignore[no-any-return]
-
-
 class PerformanceEstimator:
     """CBPE of one binary model, per version: over pending predictions and per window.
 
@@ -402,20 +368,20 @@ class PerformanceEstimator:
     def on_predictions(self, predictions: Sequence[Prediction], clock: float) -> None:
         """Add arriving predictions of this model to the pending set and the windows."""
         columns = outcome_columns(predictions, self.positive_label)
-        for version, rows in version_rows(list(map(_VERSION, predictions))):
+        for version, rows in group_rows(list(map(_VERSION, predictions))):
             self.arrived(version, take_columns(columns, rows), clock)
 
     def on_matched(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> None:
         """Remove matched predictions from the pending set; windows learn their labels."""
         predictions = [p for p, _ in pairs]
         columns = outcome_columns(predictions, self.positive_label, [label for _, label in pairs])
-        for version, rows in version_rows(list(map(_VERSION, predictions))):
+        for version, rows in group_rows(list(map(_VERSION, predictions))):
             self.resolved(version, take_columns(columns, rows))
 
     def on_expired(self, predictions: Sequence[Prediction], clock: float) -> None:
         """Remove predictions that expired unlabelled from the pending set."""
         columns = outcome_columns(predictions, self.positive_label)
-        for version, rows in version_rows(list(map(_VERSION, predictions))):
+        for version, rows in group_rows(list(map(_VERSION, predictions))):
             self.resolved(version, take_columns(columns, rows))
 
     def report(self, clock: float) -> dict[str, Any]:

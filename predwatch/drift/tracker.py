@@ -5,13 +5,16 @@ calibration watch matched pairs; the performance estimate (binary models with
 scores) follows each prediction from arrival to its match or expiry.
 
 >>> from predwatch.config import Settings
+>>> from predwatch.metrics.model import ModelMetrics
 >>> from predwatch.records import Label, Prediction
 >>> settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}}})
 >>> drift = ModelDrift("fraud", settings, profiles=[])
 >>> p = Prediction("a", "fraud", "v1", 0.0, "1", 0.9, None, {}, {})
->>> drift.on_predictions([p], clock=0.0)
->>> drift.on_matched([(p, Label("a", 5.0, "1", 1.0))], clock=0.0)  # no version drifted
-[]
+>>> drift.on_predictions("v1", [p], clock=0.0)
+>>> columns = ModelMetrics(settings.models["fraud"], settings.metrics).columns(
+...     [(p, Label("a", 5.0, "1", 1.0))])
+>>> drift.on_matched("v1", columns, clock=0.0)  # no concept drift
+False
 >>> report = drift.report(clock=0.0)["v1"]
 >>> report["drift"]["concept"]["observed"], report["estimated"]["pending"]["count"]
 (1, 0)
@@ -25,23 +28,17 @@ from typing import Any
 
 import numpy as np
 
+from predwatch.batches import Columns, group_rows, take_columns
 from predwatch.config import Settings
 from predwatch.drift.calibration import ModelCalibration
-from predwatch.drift.concept import ModelConceptDrift, errors_of
+from predwatch.drift.concept import ModelConceptDrift
 from predwatch.drift.data import DataDrift
-from predwatch.drift.estimate import (
-    PerformanceEstimator,
-    outcome_columns,
-    take,
-    take_columns,
-    take_records,
-    version_rows,
-)
+from predwatch.drift.estimate import PerformanceEstimator, outcome_columns
 from predwatch.drift.profile import ReferenceProfile
-from predwatch.records import Label, Prediction
+from predwatch.metrics.model import POSITIVE
+from predwatch.records import Prediction
 
-_VERSION, _TIMESTAMP = itemgetter(2), itemgetter(3)  # Prediction fields
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)  # of a pair
+_VERSION = itemgetter(2)  # Prediction.version
 
 
 class ModelDrift:
@@ -57,48 +54,41 @@ class ModelDrift:
         self.estimator = PerformanceEstimator(model, windows) if binary else None
         self.calibration = ModelCalibration(model, settings.metrics) if binary else None
 
-    # Each batch is grouped by version and turned into numpy columns once, here, and every
-    # part reads its rows of them: walking the records is what costs, not the arithmetic.
+    # The monitor groups each batch by version once; metrics and drift read the same rows.
 
-    def on_predictions(self, predictions: Sequence[Prediction], clock: float) -> None:
-        """Predictions the join accepted (not duplicates), before any of them is matched."""
+    def on_predictions(self, version: str, predictions: Sequence[Prediction], clock: float) -> None:
+        """Predictions of one version that the join accepted (not duplicates), before any of
+        them is matched."""
         if self.data is None or not predictions:
             return
         columns = outcome_columns(predictions, self.positive_label)
-        for version, rows in version_rows(list(map(_VERSION, predictions))):
-            selected = take_columns(columns, rows)
-            self.data.observe_version(version, take_records(predictions, rows), clock, selected)
-            if self.estimator is not None:
-                self.estimator.arrived(version, selected, clock)
+        self.data.observe_version(version, predictions, clock, columns)
+        if self.estimator is not None:
+            self.estimator.arrived(version, columns, clock)
 
-    def on_matched(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> list[str]:
-        """Matched pairs; the versions in which concept drift was detected."""
-        drifted: list[str] = []
-        if not self.enabled or not pairs:
-            return drifted
-        predictions: list[Prediction] = list(map(_FIRST, pairs))
-        estimator, calibration = self.estimator, self.calibration
-        if estimator is not None and calibration is not None:
-            labels: list[Label] = list(map(_SECOND, pairs))
-            columns = outcome_columns(predictions, self.positive_label, labels)
-            errors = columns.pop("error")
+    def on_matched(self, version: str, columns: Columns, clock: float) -> bool:
+        """Matched pairs of one version, as ``ModelMetrics.columns`` gives them; whether
+        concept drift was detected."""
+        if not self.enabled or not len(columns["timestamp"]):
+            return False
+        predicted, actual = columns["predicted"], columns["actual"]
+        if self.task == "regression":
+            errors = np.abs(predicted - actual)
         else:
-            errors = errors_of(pairs, self.task)
-            columns = {"timestamp": np.fromiter(map(_TIMESTAMP, predictions), np.float64)}
-        for version, rows in version_rows(list(map(_VERSION, predictions))):
-            if self.concept.observe(version, take(errors, rows), take(columns["timestamp"], rows)):
-                drifted.append(version)
-            if estimator is not None and calibration is not None:
-                selected = take_columns(columns, rows)
-                estimator.resolved(version, selected)
-                calibration.add(version, selected, clock)
+            errors = (predicted != actual).astype(np.float64)
+        drifted = bool(self.concept.observe(version, errors, columns["timestamp"]))
+        if self.estimator is not None and self.calibration is not None:
+            outcomes = {"timestamp": columns["timestamp"], "score": columns["score"],
+                        "predicted": predicted == POSITIVE, "actual": actual == POSITIVE}
+            self.estimator.resolved(version, outcomes)
+            self.calibration.add(version, outcomes, clock)
         return drifted
 
     def on_expired(self, predictions: Sequence[Prediction], clock: float) -> None:
         if self.estimator is None or not predictions:
             return
         columns = outcome_columns(predictions, self.positive_label)
-        for version, rows in version_rows(list(map(_VERSION, predictions))):
+        for version, rows in group_rows(list(map(_VERSION, predictions))):
             self.estimator.resolved(version, take_columns(columns, rows))
 
     def quality(self) -> dict[tuple[str, str], int]:

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
+from predwatch.batches import Columns, Rows, group_rows, take_columns
 from predwatch.config import MetricSettings, ModelSettings
 from predwatch.metrics.classification import (
     ClassificationStats,
@@ -25,7 +27,7 @@ from predwatch.metrics.classification import (
     multiclass_metrics,
 )
 from predwatch.metrics.regression import RegressionStats, regression_metrics
-from predwatch.metrics.windows import Columns, CountWindow, TimeWindow
+from predwatch.metrics.windows import CountWindow, TimeWindow
 from predwatch.records import Label, Prediction
 
 OTHER = "other"  # tag values past the cap
@@ -33,6 +35,10 @@ MISSING = "missing"  # pairs whose prediction lacks the tag
 
 Stats = ClassificationStats | RegressionStats
 ScopeKey = tuple[str, str | None, str | None]  # version, tag name, tag value
+POSITIVE = 1  # a binary model's positive class, as an index in ``ModelMetrics.columns``
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)  # of a pair
+_TIMESTAMP, _VALUE, _SCORE = itemgetter(3), itemgetter(4), itemgetter(5)  # Prediction fields
+_LABEL_VALUE, _NUMBER = itemgetter(2), itemgetter(3)  # Label fields
 
 
 @dataclass
@@ -51,8 +57,7 @@ class ModelMetrics:
         self._settings = settings
         self._classes: dict[str, int] = {}
         if model.task == "binary":
-            self._classes[model.positive_label] = 1  # index 1 is the positive class
-        self._positive = 1
+            self._classes[model.positive_label] = POSITIVE
         self._tag_values: dict[str, set[str]] = {tag: set() for tag in settings.tags}
         self._scopes: dict[ScopeKey, Scope] = {}
 
@@ -93,7 +98,7 @@ class ModelMetrics:
                 columns["actual"],
                 columns["predicted"],
                 score=columns.get("score"),
-                positive=self._positive,
+                positive=POSITIVE,
                 true_probability=columns.get("true_probability"),
             )
         return stats
@@ -111,51 +116,59 @@ class ModelMetrics:
             scope = self._scopes[key] = Scope(self._new_stats(), windows)
         return scope
 
-    def _columns(self, pairs: list[tuple[Prediction, Label]]) -> Columns:
-        columns: Columns = {
-            "timestamp": np.fromiter((p.timestamp for p, _ in pairs), np.float64, len(pairs))
-        }
+    def columns(self, pairs: Sequence[tuple[Prediction, Label]]) -> Columns:
+        """Matched pairs as the columns every statistic reads: ``timestamp`` (the
+        prediction's), ``actual`` and ``predicted`` (class indices, a binary model's positive
+        class at 1; numbers for regression), and for a binary model ``score`` (NaN where a
+        pair has none) or for a multiclass one ``true_probability``."""
+        n = len(pairs)
+        predictions, labels = list(map(_FIRST, pairs)), list(map(_SECOND, pairs))
+        columns: Columns = {"timestamp": np.fromiter(map(_TIMESTAMP, predictions), np.float64, n)}
         if self.task == "regression":
-            columns["actual"] = np.array([label.number for _, label in pairs], np.float64)
-            columns["predicted"] = np.array([p.value for p, _ in pairs], np.float64)
+            columns["actual"] = np.array(list(map(_NUMBER, labels)), np.float64)
+            columns["predicted"] = np.array(list(map(_VALUE, predictions)), np.float64)
             return columns
         index = self._class_index
-        columns["actual"] = np.fromiter(
-            (index(label.value) for _, label in pairs), np.intp, len(pairs)
-        )
-        columns["predicted"] = np.fromiter(
-            (index(p.value) for p, _ in pairs), np.intp, len(pairs)  # type: ignore[arg-type]
-        )
+        columns["actual"] = np.fromiter(map(index, map(_LABEL_VALUE, labels)), np.intp, n)
+        columns["predicted"] = np.fromiter(map(index, map(_VALUE, predictions)), np.intp, n)
         # Every batch has the same columns, NaN where a pair has no score, so windows can
         # concatenate them.
         if self.task == "binary":
-            columns["score"] = np.array(
-                [np.nan if p.score is None else p.score for p, _ in pairs], np.float64
-            )
+            columns["score"] = np.array(list(map(_SCORE, predictions)), np.float64)  # None: NaN
         else:
             columns["true_probability"] = np.array(
-                [_true_probability(p, label) for p, label in pairs], np.float64
+                list(map(_true_probability, predictions, labels)), np.float64
             )
         return columns
 
-    def update(self, pairs: list[tuple[Prediction, Label]], clock: float) -> None:
-        """Add matched pairs of this model; ``clock`` is the monitor's event time."""
+    def update(
+        self,
+        pairs: Sequence[tuple[Prediction, Label]],
+        clock: float,
+        columns: Columns | None = None,
+        versions: list[tuple[str, Rows]] | None = None,
+    ) -> None:
+        """Add matched pairs of this model; ``clock`` is the monitor's event time.
+        ``columns`` (as ``columns`` gives them) and ``versions`` (``group_rows`` of the pairs'
+        versions), if the caller has them already."""
         if not pairs:
             return
-        columns = self._columns(pairs)
+        if columns is None:
+            columns = self.columns(pairs)
+        if versions is None:
+            versions = group_rows([p.version for p, _ in pairs])
         tag_values = {
             tag: [self._tag_value(tag, p.tags.get(tag)) for p, _ in pairs]
             for tag in self._settings.tags
         }
-        for version, rows in _groups([p.version for p, _ in pairs]):
-            selected = columns if rows is None else _take(columns, rows)
+        for version, rows in versions:
+            selected = take_columns(columns, rows)
             self._add((version, None, None), selected, clock)
             for tag, values in tag_values.items():
                 if rows is not None:
                     values = [values[i] for i in rows]
-                for value, tag_rows in _groups(values):
-                    part = selected if tag_rows is None else _take(selected, tag_rows)
-                    self._add((version, tag, value), part, clock)
+                for value, tag_rows in group_rows(values):
+                    self._add((version, tag, value), take_columns(selected, tag_rows), clock)
 
     def _tag_value(self, tag: str, value: str | None) -> str:
         if value is None:
@@ -181,7 +194,7 @@ class ModelMetrics:
         if isinstance(stats, RegressionStats):
             return regression_metrics(stats)
         if self.task == "binary":
-            return binary_metrics(stats, self._positive)
+            return binary_metrics(stats, POSITIVE)
         return multiclass_metrics(stats)
 
     def window_stats(self, window: CountWindow | TimeWindow, clock: float) -> Stats:
@@ -219,23 +232,6 @@ class ModelMetrics:
 def _scope_order(item: tuple[ScopeKey, Scope]) -> tuple[str, str, str]:
     version, tag, value = item[0]
     return version, tag or "", value or ""
-
-
-def _groups(keys: list[str]) -> Iterator[tuple[str, np.ndarray | None]]:
-    """Row indices per distinct key; None when every row has the same key."""
-    first = keys[0]
-    if all(key == first for key in keys):
-        yield first, None
-        return
-    rows: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        rows.setdefault(key, []).append(i)
-    for key, indices in rows.items():
-        yield key, np.array(indices, dtype=np.intp)
-
-
-def _take(columns: Columns, rows: np.ndarray) -> Columns:
-    return {name: values[rows] for name, values in columns.items()}
 
 
 def _true_probability(prediction: Prediction, label: Label) -> float:

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-Columns = dict[str, np.ndarray]
+from predwatch.batches import Columns
+
 TIME_WINDOW_STEPS = 12  # a time window slides in steps of duration / 12
 
 
