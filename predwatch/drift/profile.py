@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -255,16 +256,10 @@ class ProfileBuilder:
         self._count += len(batch)
         self._prediction.extend(list(map(_VALUE, batch)))
         self._score.extend([score for score in map(_SCORE, batch) if score is not None])
-        columns: dict[str, list[object]] = {}
-        for features in _load_all(list(map(_FEATURES, batch))):
-            if not isinstance(features, dict):
-                continue
-            for name, value in features.items():
-                values = columns.get(name)
-                if values is None:
-                    values = columns[name] = []
-                values.append(value)
-        for name, values in columns.items():
+        rows = [row for row in _load_all(list(map(_FEATURES, batch))) if type(row) is dict]
+        for name in dict.fromkeys(chain.from_iterable(rows)):  # every feature name, once
+            # Missing and null values alike are left out.
+            values = [value for value in map(dict.get, rows, repeat(name)) if value is not None]
             held = self._features.get(name)
             if held is None:
                 held = self._features[name] = _Values()
