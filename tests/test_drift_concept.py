@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from river.drift import ADWIN
 
 from predwatch.config import ModelSettings
 from predwatch.drift.concept import (
     ConceptDrift,
     ConceptDriftSettings,
     ModelConceptDrift,
+    changes,
     errors_of,
 )
 from predwatch.records import Label, Prediction
@@ -170,3 +172,25 @@ def test_settings_are_checked(settings: dict[str, object], message: str) -> None
 def test_binary_only_detectors_refuse_regression() -> None:
     with pytest.raises(ValueError, match="regression"):
         ModelConceptDrift(ModelSettings(task="regression"), ConceptDriftSettings(detector="ddm"))
+
+
+class RiverADWIN(ADWIN):
+    """ADWIN itself, fed one error at a time through its public ``update``."""
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adwin_fast_path_signals_where_river_does(seed: int) -> None:
+    errors = binary_errors(seed, [(0.1, 8000), (0.4, 6000), (0.05, 9000), (0.5, 5000), (0.2, 7000)])
+    fast, public = ADWIN(), RiverADWIN()
+    rng = np.random.default_rng(seed)
+    fast_hits: list[int] = []
+    public_hits: list[int] = []
+    start = 0
+    while start < errors.size:  # batches of random sizes: changes land anywhere in them
+        chunk = errors[start : start + int(rng.integers(1, 3000))].tolist()
+        fast_hits += [start + i for i in changes(fast, chunk)]
+        public_hits += [start + i for i in changes(public, chunk)]
+        start += len(chunk)
+    assert len(public_hits) >= 4
+    assert fast_hits == public_hits
+    assert fast.width == public.width
