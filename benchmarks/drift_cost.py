@@ -10,8 +10,10 @@ with ``predwatch.consumer.files.replay`` under
 for X False and True. Each run is its own subprocess pinned to one CPU, after
 ``predwatch.cli.tune_gc()`` as the CLI does; the sides alternate so that a
 noisy moment of a shared machine hits both alike. Each side shows its best,
-median and worst run by wall time; the ratio and the cost are of the best
-runs, with the cost's spread over the pairs of runs of the same round. The
+median and worst run by wall time, and the cost of the best runs; each round runs
+both sides back to back, and the budget is judged by the median of the rounds'
+ratios: on a shared machine one lucky run can move a best-of figure by several
+points, while a slow spell tends to hit both runs of a round. The
 best events per CPU second (``time.process_time``) are shown too: on a machine
 with other load they move less than wall time. Events are predictions plus
 labels read; the timed span is the replay only (data drift's reference, built
@@ -19,8 +21,8 @@ from the first 5,000 predictions of each version, is inside it).
 
 Issue 4 asks that drift cost at most 20% of replay throughput.
 
-    .venv/bin/python benchmarks/drift_cost.py                  # 200,000 predictions, best of 3
-    .venv/bin/python benchmarks/drift_cost.py --repeat 5 --events 100000
+    .venv/bin/python benchmarks/drift_cost.py                  # 200,000 predictions, 5 rounds
+    .venv/bin/python benchmarks/drift_cost.py --repeat 9 --events 100000
     .venv/bin/python benchmarks/drift_cost.py --profile /tmp/drift.prof   # + cProfile, drift on
 """
 
@@ -86,8 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=200_000,
                         help="predictions to generate (labels come on top; default 200000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per side, each in a fresh process (default 3)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="runs per side, each in a fresh process (default 5)")
     parser.add_argument("--profile", metavar="FILE",
                         help="also write a cProfile of one drift-enabled run to FILE and show it")
     parser.add_argument("--child", choices=("off", "on"), help=argparse.SUPPRESS)
@@ -127,12 +129,14 @@ def main(argv: list[str] | None = None) -> None:
     ratio = best[True]["rate"] / best[False]["rate"]
     cpu_ratio = max(r["cpu_rate"] for r in runs[True]) / max(r["cpu_rate"] for r in runs[False])
     rounds = [on["rate"] / off["rate"] for off, on in zip(runs[False], runs[True], strict=True)]
-    print(f"\nbest on / best off: {ratio:.3f}  (drift costs {1 - ratio:.1%} of throughput; "
-          f"budget {BUDGET:.0%}: {'met' if 1 - ratio <= BUDGET else 'NOT met'})")
+    paired = statistics.median(rounds)
+    print(f"\nbest on / best off: {ratio:.3f}  (drift costs {1 - ratio:.1%} of throughput)")
     print("per round on/off: " + ", ".join(f"{r:.3f}" for r in rounds)
-          + f"  (cost {1 - max(rounds):.1%} .. {1 - min(rounds):.1%})")
+          + f"  (cost {1 - max(rounds):.1%} .. {1 - min(rounds):.1%}; median {1 - paired:.1%})")
     print(f"by CPU time (less sensitive to other load): on/off {cpu_ratio:.3f}, "
           f"drift costs {1 - cpu_ratio:.1%}")
+    print(f"budget {BUDGET:.0%}, judged by the median round: "
+          f"{'met' if 1 - paired <= BUDGET else 'NOT met'}")
     if args.profile:
         import pstats
 
