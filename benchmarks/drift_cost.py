@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sides import ROOT, pin_to_one_cpu, run_side
+from sides import ROOT, pin_to_one_cpu, profiled, run_side
 
 SIDES = (False, True)
 BUDGET = 0.20  # the most drift may cost, as a share of the throughput without it
@@ -55,14 +55,7 @@ def child(enabled: bool, directory: Path, profile: str | None) -> None:
     predictions, labels = directory / "predictions.jsonl", directory / "labels.jsonl"
     tune_gc()  # as `predwatch replay` and `predwatch run` do
     start, cpu = time.perf_counter(), time.process_time()
-    if profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        monitor = profiler.runcall(replay, settings, predictions, labels)
-        profiler.dump_stats(profile)
-    else:
-        monitor = replay(settings, predictions, labels)
+    monitor = profiled(profile, replay, settings, predictions, labels)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     counts = monitor.counts
     print(json.dumps({

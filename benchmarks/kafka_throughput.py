@@ -50,7 +50,7 @@ import time
 import uuid
 from typing import Any
 
-from sides import ROOT, pin_to_one_cpu, run_side
+from sides import ROOT, pin_to_one_cpu, profiled, run_side
 
 SIDES = ("raw", "predwatch")
 PARTITIONS = 3
@@ -163,14 +163,7 @@ def run_predwatch(bootstrap: str, expected: int, labels: int,
 
     watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
     watcher.start()
-    if profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.runcall(service.run, stop)
-        profiler.dump_stats(profile)
-    else:
-        service.run(stop)
+    profiled(profile, service.run, stop)
     watcher.join()
     counts = service.monitor.counts
     seen = counts.predictions + counts.labels + counts.invalid

@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sides import ROOT, pin_to_one_cpu, rss_mb, run_side
+from sides import ROOT, pin_to_one_cpu, profiled, rss_mb, run_side
 
 SIDES = ("predwatch", "predwatch-all", "baseline")
 CORE_ONLY = {"drift": {"enabled": False}, "diagnostics": {"enabled": False}}
@@ -63,14 +63,7 @@ def run_predwatch(
     before = rss_mb()
     start = time.perf_counter()
     cpu = time.process_time()
-    if profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        monitor = profiler.runcall(replay, settings, predictions, labels)
-        profiler.dump_stats(profile)
-    else:
-        monitor = replay(settings, predictions, labels)
+    monitor = profiled(profile, replay, settings, predictions, labels)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     counts = monitor.counts
     versions = monitor.summary()["models"]["fraud"]

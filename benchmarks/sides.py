@@ -7,8 +7,11 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,6 +20,18 @@ def pin_to_one_cpu() -> None:
     """Keep this process on one CPU, so that a side is measured on one core."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def profiled(profile: str | None, function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)``, under cProfile with its stats written to ``profile`` if given."""
+    if not profile:
+        return function(*args)
+    import cProfile
+
+    profiler = cProfile.Profile()
+    result: T = profiler.runcall(function, *args)
+    profiler.dump_stats(profile)
+    return result
 
 
 def rss_mb() -> float:
