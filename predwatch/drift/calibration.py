@@ -29,7 +29,7 @@ import numpy as np
 from predwatch.batches import Columns, group_rows, take_columns
 from predwatch.config import MetricSettings, ModelSettings
 from predwatch.drift.estimate import DENSE_SPAN, outcome_columns
-from predwatch.metrics.windows import CountWindow, TimeWindow
+from predwatch.metrics.windows import CountWindow, TimeWindow, make_windows
 from predwatch.records import Label, Prediction
 
 BINS = 10
@@ -180,13 +180,8 @@ class ModelCalibration:
 
     def _version(self, version: str) -> tuple[CalibrationStats, dict[str, Any]]:
         if version not in self.versions:
-            windows: dict[str, CountWindow | TimeWindow] = {}
-            for w in self._settings.windows:
-                if w.events is not None:
-                    windows[w.name] = CountWindow(w.events)
-                else:
-                    assert w.duration is not None
-                    windows[w.name] = CalibrationWindow(w.duration)
+            windows: dict[str, CountWindow | TimeWindow] = make_windows(
+                self._settings.windows, CountWindow, CalibrationWindow)
             self.versions[version] = (CalibrationStats(), windows)
         return self.versions[version]
 

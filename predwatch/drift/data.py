@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from predwatch.batches import Columns
 from predwatch.config import WindowSettings
 from predwatch.drift.profile import (
     Column,
@@ -45,7 +46,7 @@ from predwatch.drift.quality import INVALID, FeatureQuality
 from predwatch.drift.settings import DataDriftSettings
 from predwatch.drift.statistics import benjamini_hochberg, chi2_homogeneity, js_distance, ks_binned
 from predwatch.drift.statistics import psi as population_stability
-from predwatch.metrics.windows import TIME_WINDOW_STEPS, Columns
+from predwatch.metrics.windows import TIME_WINDOW_STEPS, make_windows
 from predwatch.records import Prediction
 
 PREDICTION = "@prediction"  # the column names of the prediction and the score in reports
@@ -245,12 +246,9 @@ class _Span:
 class _Version:
     def __init__(self, layout: _Layout, windows: Sequence[WindowSettings]) -> None:
         self.layout = layout
-        self.windows: dict[str, _LastN | _Span] = {}
-        for w in windows:
-            size = layout.size
-            self.windows[w.name] = (
-                _LastN(w.events, size) if w.events else _Span(w.duration or 1.0, size)
-            )
+        size = layout.size
+        self.windows = make_windows(windows, lambda n: _LastN(n, size),
+                                    lambda duration: _Span(duration, size))
         self._step = {w.name: (w.duration or 1.0) / TIME_WINDOW_STEPS for w in windows}
 
     def observe(

@@ -36,7 +36,7 @@ import numpy as np
 
 from predwatch.batches import Columns, group_rows, take_columns
 from predwatch.config import ModelSettings, WindowSettings
-from predwatch.metrics.windows import TIME_WINDOW_STEPS, CountWindow
+from predwatch.metrics.windows import TIME_WINDOW_STEPS, CountWindow, make_windows
 from predwatch.records import Label, Prediction
 
 SCALE = 1 << 32  # fixed-point unit of a score
@@ -337,13 +337,7 @@ class PerformanceEstimator:
     def _version(self, version: str) -> _VersionEstimate:
         state = self.versions.get(version)
         if state is None:
-            windows: dict[str, _TimeEstimate | _CountEstimate] = {}
-            for w in self._windows:
-                if w.events is not None:
-                    windows[w.name] = _CountEstimate(w.events)
-                else:
-                    assert w.duration is not None
-                    windows[w.name] = _TimeEstimate(w.duration)
+            windows = make_windows(self._windows, _CountEstimate, _TimeEstimate)
             state = self.versions[version] = _VersionEstimate(ExpectedConfusion(), windows)
         return state
 

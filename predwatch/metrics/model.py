@@ -27,7 +27,7 @@ from predwatch.metrics.classification import (
     multiclass_metrics,
 )
 from predwatch.metrics.regression import RegressionStats, regression_metrics
-from predwatch.metrics.windows import CountWindow, TimeWindow
+from predwatch.metrics.windows import CountWindow, TimeWindow, make_windows
 from predwatch.records import Label, Prediction
 
 OTHER = "other"  # tag values past the cap
@@ -106,13 +106,8 @@ class ModelMetrics:
     def _scope(self, key: ScopeKey) -> Scope:
         scope = self._scopes.get(key)
         if scope is None:
-            windows: dict[str, CountWindow | TimeWindow] = {}
-            for window in self._settings.windows:
-                if window.events is not None:
-                    windows[window.name] = CountWindow(window.events)
-                else:
-                    assert window.duration is not None
-                    windows[window.name] = TimeWindow(window.duration, self._stats_of)
+            windows = make_windows(self._settings.windows, CountWindow,
+                                   lambda duration: TimeWindow(duration, self._stats_of))
             scope = self._scopes[key] = Scope(self._new_stats(), windows)
         return scope
 

@@ -14,14 +14,39 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from predwatch.batches import Columns
 
+if TYPE_CHECKING:
+    from predwatch.config import WindowSettings
+
 TIME_WINDOW_STEPS = 12  # a time window slides in steps of duration / 12
+C = TypeVar("C")
+T = TypeVar("T")
+
+
+def make_windows(
+    windows: Iterable[WindowSettings], by_events: Callable[[int], C], by_time: Callable[[float], T]
+) -> dict[str, C | T]:
+    """One object per configured window, by name: ``by_events(n)`` for the last ``n`` events,
+    ``by_time(seconds)`` for a span of event time.
+
+    >>> from predwatch.config import WindowSettings
+    >>> make_windows([WindowSettings(name="1h", duration=3600)], CountWindow, float)
+    {'1h': 3600.0}
+    """
+    made: dict[str, C | T] = {}
+    for window in windows:
+        if window.events is not None:
+            made[window.name] = by_events(window.events)
+        else:
+            assert window.duration is not None  # the settings hold one or the other
+            made[window.name] = by_time(window.duration)
+    return made
 
 
 class Stats(Protocol):
