@@ -23,7 +23,9 @@ if __name__ == "__main__":
     detection_data.main([])
     print()
     table = detection_concept.concept_drift_table()
-    print(f"concept drift, {len(detection_concept.SEEDS)} seeds; "
-          f"{detection_concept.STABLE:,} stable events and {detection_concept.AFTER:,} after "
-          "the change per seed")
+    print(
+        f"concept drift, {len(detection_concept.SEEDS)} seeds; "
+        f"{detection_concept.STABLE:,} stable events and {detection_concept.AFTER:,} after "
+        "the change per seed"
+    )
     print(detection_concept._format(table))

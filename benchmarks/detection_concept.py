@@ -43,7 +43,8 @@ DETECTORS: dict[str, ConceptDriftSettings] = {
     "adwin": ConceptDriftSettings(),
     "page_hinkley": ConceptDriftSettings(detector="page_hinkley"),
     "page_hinkley_up": ConceptDriftSettings(
-        detector="page_hinkley", parameters={"mode": "up", "threshold": 100.0}),
+        detector="page_hinkley", parameters={"mode": "up", "threshold": 100.0}
+    ),
     "ddm": ConceptDriftSettings(detector="ddm"),
     "eddm": ConceptDriftSettings(detector="eddm"),
     "hddm_a": ConceptDriftSettings(detector="hddm_a"),
@@ -63,9 +64,15 @@ def _stream(generator: str, seed: int) -> Iterator[tuple[Any, Any]]:
     before, after = _concept(family, 0, 1000 + seed), _concept(family, 1, 2000 + seed)
     if kind == "abrupt":  # ConceptDriftStream overflows with width=1; switch by hand
         return itertools.chain(itertools.islice(iter(before), STABLE), iter(after))
-    return iter(synth.ConceptDriftStream(
-        stream=before, drift_stream=after, position=STABLE + GRADUAL_WIDTH,
-        width=GRADUAL_WIDTH, seed=seed))
+    return iter(
+        synth.ConceptDriftStream(
+            stream=before,
+            drift_stream=after,
+            position=STABLE + GRADUAL_WIDTH,
+            width=GRADUAL_WIDTH,
+            seed=seed,
+        )
+    )
 
 
 def errors(generator: str, seed: int) -> np.ndarray:
@@ -106,21 +113,27 @@ def concept_drift_table(seeds: range = SEEDS, workers: int | None = None) -> lis
                 after = [at - STABLE for at in found[name] if at >= STABLE]
                 if after:
                     delays.append(after[0])
-            rows.append({
-                "generator": generator, "detector": name, "seeds": len(runs),
-                "error_before": float(np.mean([r[2] for r in runs])),
-                "error_after": float(np.mean([r[3] for r in runs])),
-                "detection_rate": len(delays) / len(runs),
-                "mean_delay": float(np.mean(delays)) if delays else None,
-                "max_delay": max(delays) if delays else None,
-                "false_alarms_per_100k": alarms / (len(runs) * STABLE) * 100_000,
-            })
+            rows.append(
+                {
+                    "generator": generator,
+                    "detector": name,
+                    "seeds": len(runs),
+                    "error_before": float(np.mean([r[2] for r in runs])),
+                    "error_after": float(np.mean([r[3] for r in runs])),
+                    "detection_rate": len(delays) / len(runs),
+                    "mean_delay": float(np.mean(delays)) if delays else None,
+                    "max_delay": max(delays) if delays else None,
+                    "false_alarms_per_100k": alarms / (len(runs) * STABLE) * 100_000,
+                }
+            )
     return rows
 
 
 def _format(rows: list[dict[str, Any]]) -> str:
-    header = (f"{'generator':<16} {'detector':<16} {'err before':>10} {'err after':>9} "
-              f"{'detected':>8} {'mean delay':>10} {'max delay':>9} {'FA/100k':>8}")
+    header = (
+        f"{'generator':<16} {'detector':<16} {'err before':>10} {'err after':>9} "
+        f"{'detected':>8} {'mean delay':>10} {'max delay':>9} {'FA/100k':>8}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         mean = "-" if r["mean_delay"] is None else f"{r['mean_delay']:.0f}"
@@ -128,14 +141,17 @@ def _format(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['generator']:<16} {r['detector']:<16} {r['error_before']:>10.3f} "
             f"{r['error_after']:>9.3f} {r['detection_rate']:>8.0%} {mean:>10} {worst:>9} "
-            f"{r['false_alarms_per_100k']:>8.1f}")
+            f"{r['false_alarms_per_100k']:>8.1f}"
+        )
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     began = time.perf_counter()
     table = concept_drift_table()
-    print(f"{len(SEEDS)} seeds; {STABLE:,} stable events and {AFTER:,} after the change "
-          f"per seed; model: Hoeffding tree trained on {TRAIN:,} events, frozen")
+    print(
+        f"{len(SEEDS)} seeds; {STABLE:,} stable events and {AFTER:,} after the change "
+        f"per seed; model: Hoeffding tree trained on {TRAIN:,} events, frozen"
+    )
     print(_format(table))
     print(f"({time.perf_counter() - began:.0f} s)")

@@ -97,7 +97,8 @@ def run(n: int, seed: int, change: Change | None, every: int) -> tuple[list[int]
             (version, window, column)
             for version, windows in drift.report(clock).items()
             for window, columns in windows.items()
-            for column, entry in columns.items() if entry["drift"]
+            for column, entry in columns.items()
+            if entry["drift"]
         }
         if now - flagged:
             onsets.append(start + len(batch))
@@ -116,9 +117,17 @@ def data_drift_table(
         false_alarms += len(onsets)
         stable_events += stable
         spent += seconds
-    rows.append(dict(scenario="stable", runs=seeds, detected=None, mean_delay=None,
-                     max_delay=None, false_per_100k=1e5 * false_alarms / stable_events,
-                     us_per_prediction=1e6 * spent / stable_events))
+    rows.append(
+        dict(
+            scenario="stable",
+            runs=seeds,
+            detected=None,
+            mean_delay=None,
+            max_delay=None,
+            false_per_100k=1e5 * false_alarms / stable_events,
+            us_per_prediction=1e6 * spent / stable_events,
+        )
+    )
     for name, change in SCENARIOS.items():
         delays: list[int] = []
         false_alarms = 0
@@ -128,12 +137,17 @@ def data_drift_table(
             after = [at - CHANGE_AT for at in onsets if at > CHANGE_AT]
             if after:
                 delays.append(after[0])
-        rows.append(dict(
-            scenario=name, runs=seeds, detected=len(delays) / seeds,
-            mean_delay=sum(delays) / len(delays) if delays else None,
-            max_delay=max(delays) if delays else None,
-            false_per_100k=1e5 * false_alarms / (seeds * CHANGE_AT), us_per_prediction=None,
-        ))
+        rows.append(
+            dict(
+                scenario=name,
+                runs=seeds,
+                detected=len(delays) / seeds,
+                mean_delay=sum(delays) / len(delays) if delays else None,
+                max_delay=max(delays) if delays else None,
+                false_per_100k=1e5 * false_alarms / (seeds * CHANGE_AT),
+                us_per_prediction=None,
+            )
+        )
     return rows
 
 
@@ -150,15 +164,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     rows = data_drift_table(args.seeds, args.stable, args.every)
-    print(f"data drift, {args.seeds} seeds, change at event {CHANGE_AT:,}, "
-          f"report every {args.every} events ({time.perf_counter() - started:.0f} s)\n")
-    print(f"{'scenario':<24} {'detected':>8} {'mean delay':>10} {'max delay':>9} "
-          f"{'false/100k':>10} {'us/pred':>7}")
+    print(
+        f"data drift, {args.seeds} seeds, change at event {CHANGE_AT:,}, "
+        f"report every {args.every} events ({time.perf_counter() - started:.0f} s)\n"
+    )
+    print(
+        f"{'scenario':<24} {'detected':>8} {'mean delay':>10} {'max delay':>9} "
+        f"{'false/100k':>10} {'us/pred':>7}"
+    )
     # us/pred: DataDrift.observe per prediction on the stable streams, reference building included
     for r in rows:
-        print(f"{r['scenario']:<24} {_cell(r['detected'], '>8.0%')} "
-              f"{_cell(r['mean_delay'], '>10,.0f')} {_cell(r['max_delay'], '>9,')} "
-              f"{r['false_per_100k']:>10.2f} {_cell(r['us_per_prediction'], '>7.2f')}")
+        print(
+            f"{r['scenario']:<24} {_cell(r['detected'], '>8.0%')} "
+            f"{_cell(r['mean_delay'], '>10,.0f')} {_cell(r['max_delay'], '>9,')} "
+            f"{r['false_per_100k']:>10.2f} {_cell(r['us_per_prediction'], '>7.2f')}"
+        )
 
 
 if __name__ == "__main__":

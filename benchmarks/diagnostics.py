@@ -42,8 +42,14 @@ COUNTRIES = ("BR", "DE", "FR", "GB", "IN", "NG", "US")
 REGIONS = ("eu", "us", "apac")
 
 
-def injected_stream(n: int, seed: int, uniform: bool = False, task: str = "binary",
-                    inside: float = 0.4, outside: float = 0.05) -> tuple[list[Any], np.ndarray]:
+def injected_stream(
+    n: int,
+    seed: int,
+    uniform: bool = False,
+    task: str = "binary",
+    inside: float = 0.4,
+    outside: float = 0.05,
+) -> tuple[list[Any], np.ndarray]:
     """``n`` matched pairs of version ``v1`` and the mask of the true segment
     ``country == "BR" and amount > 500``; errors inside it at ``inside``, elsewhere
     ``outside`` (``uniform``: ``outside`` everywhere). Regression: absolute errors
@@ -60,22 +66,28 @@ def injected_stream(n: int, seed: int, uniform: bool = False, task: str = "binar
     error = rng.exponential(np.where(hot, 3.0, 1.0))
     pairs = []
     for i in range(n):
-        features = {"amount": float(amount[i]), "account_age_days": int(age[i]),
-                    "hour": int(hour[i]), "country": COUNTRIES[country[i]]}
+        features = {
+            "amount": float(amount[i]),
+            "account_age_days": int(age[i]),
+            "hour": int(hour[i]),
+            "country": COUNTRIES[country[i]],
+        }
         pid = f"{seed}-{i}"
         if task == "regression":
             value: str | float = float(error[i])
             label = Label(pid, float(i), "0", 0.0)
         else:
             value, label = "1", Label(pid, float(i), "0" if wrong[i] else "1", None)
-        prediction = Prediction(pid, "m", "v1", float(i), value, None, None, features,
-                                {"region": REGIONS[region[i]]})
+        prediction = Prediction(
+            pid, "m", "v1", float(i), value, None, None, features, {"region": REGIONS[region[i]]}
+        )
         pairs.append((prediction, label))
     return pairs, segment
 
 
-def segment_run(n: int, seed: int, uniform: bool, task: str = "binary",
-                settings: Any = None) -> dict[str, Any]:
+def segment_run(
+    n: int, seed: int, uniform: bool, task: str = "binary", settings: Any = None
+) -> dict[str, Any]:
     """Feed ``injected_stream`` in batches of 1000; the top segment and its membership scores."""
     from predwatch.config import ModelSettings
     from predwatch.diagnostics.settings import DiagnosticsSettings
@@ -84,16 +96,19 @@ def segment_run(n: int, seed: int, uniform: bool, task: str = "binary",
     diagnostics = ModelDiagnostics(ModelSettings(task=task), settings or DiagnosticsSettings())
     pairs, _ = injected_stream(n, seed, uniform, task)
     for start in range(0, n, 1000):
-        diagnostics.update(pairs[start:start + 1000], clock=float(start))
+        diagnostics.update(pairs[start : start + 1000], clock=float(start))
     segments = diagnostics.segments("v1", clock=float(n))
     result: dict[str, Any] = {"seed": seed, "segments": len(segments)}
     if segments:
         fresh, truth = injected_stream(20_000, 1000 + seed, uniform, task)
         member = np.array([segments[0].matches(row) for row in feature_rows(fresh)])
         hit = int((member & truth).sum())
-        result.update(rule=segments[0].rule, support=segments[0].support,
-                      precision=hit / max(int(member.sum()), 1),
-                      recall=hit / max(int(truth.sum()), 1))
+        result.update(
+            rule=segments[0].rule,
+            support=segments[0].support,
+            precision=hit / max(int(member.sum()), 1),
+            recall=hit / max(int(truth.sum()), 1),
+        )
     return result
 
 
@@ -105,8 +120,10 @@ def print_segments(n: int) -> None:
         r = segment_run(n, seed, uniform=False)
         ok = r.get("precision", 0) >= 0.8 and r.get("recall", 0) >= 0.8
         passed += ok
-        print(f"{seed:>4}  {r.get('rule', '(none)'):<38} {r.get('support', 0):>7} "
-              f"{r.get('precision', 0):>9.2f} {r.get('recall', 0):>6.2f}  {'yes' if ok else 'NO'}")
+        print(
+            f"{seed:>4}  {r.get('rule', '(none)'):<38} {r.get('support', 0):>7} "
+            f"{r.get('precision', 0):>9.2f} {r.get('recall', 0):>6.2f}  {'yes' if ok else 'NO'}"
+        )
     print(f"described the injected segment in {passed}/10 seeds (needed: 9)")
     reported = [segment_run(n, seed, uniform=True)["segments"] for seed in range(10)]
     print(f"uniform errors: segments reported per seed {reported} (needed: all 0)\n")
@@ -117,8 +134,10 @@ def print_comparisons() -> None:
     from predwatch.diagnostics.settings import DiagnosticsSettings
 
     alpha = DiagnosticsSettings().comparison_alpha
-    print("2. version comparisons: 20,000 pairs per version, 100 seeds; significant at "
-          f"{alpha} (the default comparison_alpha) and at 0.05")
+    print(
+        "2. version comparisons: 20,000 pairs per version, 100 seeds; significant at "
+        f"{alpha} (the default comparison_alpha) and at 0.05"
+    )
     for name, accuracy_b in (("0.90 vs 0.87", 0.87), ("0.90 vs 0.90", 0.90)):
         p_values = []
         for seed in range(100):
@@ -126,8 +145,10 @@ def print_comparisons() -> None:
             a = int((rng.random(20_000) < 0.90).sum())
             b = int((rng.random(20_000) < accuracy_b).sum())
             p_values.append(two_proportions(a, 20_000, b, 20_000).p_value)
-        print(f"  accuracy {name}: two-proportion z significant in "
-              f"{sum(p < alpha for p in p_values)}/100 (0.05: {sum(p < 0.05 for p in p_values)})")
+        print(
+            f"  accuracy {name}: two-proportion z significant in "
+            f"{sum(p < alpha for p in p_values)}/100 (0.05: {sum(p < 0.05 for p in p_values)})"
+        )
     for name, scale_b in (("MAE 1.00 vs 1.05", 1.05), ("MAE 1.00 vs 1.00", 1.00)):
         p_values = []
         for seed in range(100):
@@ -136,8 +157,10 @@ def print_comparisons() -> None:
             sa.update(rng.exponential(1.0, 20_000))
             sb.update(rng.exponential(scale_b, 20_000))
             p_values.append(welch_from_stats(sa, sb).p_value)
-        print(f"  regression {name}: Welch t significant in "
-              f"{sum(p < alpha for p in p_values)}/100 (0.05: {sum(p < 0.05 for p in p_values)})")
+        print(
+            f"  regression {name}: Welch t significant in "
+            f"{sum(p < alpha for p in p_values)}/100 (0.05: {sum(p < 0.05 for p in p_values)})"
+        )
     print()
 
 
@@ -151,9 +174,13 @@ def run_side(rate: float | None, directory: Path) -> dict[str, Any]:
     from predwatch.monitor import Monitor
 
     diagnostics_settings = {"enabled": False} if rate is None else {"sample_rate": rate}
-    settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}},
-                                        "drift": {"enabled": False},
-                                        "diagnostics": diagnostics_settings})
+    settings = Settings.model_validate(
+        {
+            "models": {"fraud": {"task": "binary"}},
+            "drift": {"enabled": False},
+            "diagnostics": diagnostics_settings,
+        }
+    )
     monitor = Monitor(settings)
     diagnostics = monitor.diagnostics["fraud"]
     spent = [0.0]  # seconds inside diagnostics calls
@@ -173,17 +200,23 @@ def run_side(rate: float | None, directory: Path) -> dict[str, Any]:
     spent[0] += time.perf_counter() - began
     seconds = time.perf_counter() - start
     counts = monitor.counts
-    return {"events": counts.predictions + counts.labels, "seconds": seconds,
-            "matched": counts.matched, "diagnostics_seconds": spent[0],
-            "learned": sum(v["learned"] for v in report.values()),
-            "segments": sum(len(v["segments"]) for v in report.values())}
+    return {
+        "events": counts.predictions + counts.labels,
+        "seconds": seconds,
+        "matched": counts.matched,
+        "diagnostics_seconds": spent[0],
+        "learned": sum(v["learned"] for v in report.values()),
+        "segments": sum(len(v["segments"]) for v in report.values()),
+    }
 
 
 def print_cost(events: int, rates: list[float], repeat: int) -> None:
     from predwatch.demo.synthetic import generate, write_jsonl
 
-    print(f"3. replay throughput without and with diagnostics ({events:,} predictions, "
-          f"best of {repeat}, one CPU)")
+    print(
+        f"3. replay throughput without and with diagnostics ({events:,} predictions, "
+        f"best of {repeat}, one CPU)"
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="predwatch-diag-") as tmp:
@@ -193,23 +226,26 @@ def print_cost(events: int, rates: list[float], repeat: int) -> None:
         for _ in range(repeat):
             for rate in sides:
                 command = [sys.executable, __file__, "--side", str(rate), "--dir", tmp]
-                done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                      check=True)
+                done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 if rate not in best or result["seconds"] < best[rate]["seconds"]:
                     best[rate] = result
     plain = best[None]["events"] / best[None]["seconds"]
     # "cost": throughput lost against the plain side; "share": the part of the same run's
     # time spent inside diagnostics calls, which noise from other processes barely moves.
-    print(f"{'side':<22} {'events':>9} {'seconds':>8} {'events/s':>10} {'learned':>8} "
-          f"{'segments':>8} {'cost':>6} {'diag s':>7} {'share':>6}")
+    print(
+        f"{'side':<22} {'events':>9} {'seconds':>8} {'events/s':>10} {'learned':>8} "
+        f"{'segments':>8} {'cost':>6} {'diag s':>7} {'share':>6}"
+    )
     for rate in sides:
         r = best[rate]
         speed = r["events"] / r["seconds"]
         name = "replay" if rate is None else f"+ diagnostics {rate:g}"
-        print(f"{name:<22} {r['events']:>9,} {r['seconds']:>8.2f} {speed:>10,.0f} "
-              f"{r['learned']:>8,} {r['segments']:>8} {1 - speed / plain:>6.1%} "
-              f"{r['diagnostics_seconds']:>7.2f} {r['diagnostics_seconds'] / r['seconds']:>6.1%}")
+        print(
+            f"{name:<22} {r['events']:>9,} {r['seconds']:>8.2f} {speed:>10,.0f} "
+            f"{r['learned']:>8,} {r['segments']:>8} {1 - speed / plain:>6.1%} "
+            f"{r['diagnostics_seconds']:>7.2f} {r['diagnostics_seconds'] / r['seconds']:>6.1%}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,12 +58,16 @@ def child(enabled: bool, directory: Path, profile: str | None) -> None:
     monitor = profiled(profile, replay, settings, predictions, labels)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     counts = monitor.counts
-    print(json.dumps({
-        "events": counts.predictions + counts.labels + counts.invalid,
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "matched": counts.matched,
-    }))
+    print(
+        json.dumps(
+            {
+                "events": counts.predictions + counts.labels + counts.invalid,
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "matched": counts.matched,
+            }
+        )
+    )
 
 
 def measure(enabled: bool, directory: Path, profile: str | None = None) -> dict[str, Any]:
@@ -78,13 +82,21 @@ def measure(enabled: bool, directory: Path, profile: str | None = None) -> dict[
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000,
-                        help="predictions to generate (labels come on top; default 200000)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=200_000,
+        help="predictions to generate (labels come on top; default 200000)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="runs per side, each in a fresh process (default 5)")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="also write a cProfile of one drift-enabled run to FILE and show it")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs per side, each in a fresh process (default 5)"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also write a cProfile of one drift-enabled run to FILE and show it",
+    )
     parser.add_argument("--child", choices=("off", "on"), help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -100,8 +112,10 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         predictions, labels = generate(args.events, seed=args.seed)
         write_jsonl(tmp, predictions, labels)
-        print(f"generated {len(predictions):,} predictions and {len(labels):,} labels "
-              f"(seed {args.seed}) in {time.perf_counter() - start:.1f} s")
+        print(
+            f"generated {len(predictions):,} predictions and {len(labels):,} labels "
+            f"(seed {args.seed}) in {time.perf_counter() - start:.1f} s"
+        )
         del predictions, labels
         for _ in range(args.repeat):
             for side in SIDES:
@@ -109,27 +123,38 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             measure(True, Path(tmp), args.profile)
 
-    print(f"\n{'drift':<6} {'events':>9} {'matched':>8} {'best s':>7} {'best ev/s':>10} "
-          f"{'median ev/s':>12} {'worst ev/s':>11} {'best ev/cpu-s':>14}")
+    print(
+        f"\n{'drift':<6} {'events':>9} {'matched':>8} {'best s':>7} {'best ev/s':>10} "
+        f"{'median ev/s':>12} {'worst ev/s':>11} {'best ev/cpu-s':>14}"
+    )
     best: dict[bool, dict[str, Any]] = {}
     for side in SIDES:
         rates = [r["rate"] for r in runs[side]]
         best[side] = max(runs[side], key=lambda r: r["rate"])
         b, cpu = best[side], max(r["cpu_rate"] for r in runs[side])
-        print(f"{'on' if side else 'off':<6} {b['events']:>9,} {b['matched']:>8,} "
-              f"{b['seconds']:>7.2f} {b['rate']:>10,.0f} {statistics.median(rates):>12,.0f} "
-              f"{min(rates):>11,.0f} {cpu:>14,.0f}")
+        print(
+            f"{'on' if side else 'off':<6} {b['events']:>9,} {b['matched']:>8,} "
+            f"{b['seconds']:>7.2f} {b['rate']:>10,.0f} {statistics.median(rates):>12,.0f} "
+            f"{min(rates):>11,.0f} {cpu:>14,.0f}"
+        )
     ratio = best[True]["rate"] / best[False]["rate"]
     cpu_ratio = max(r["cpu_rate"] for r in runs[True]) / max(r["cpu_rate"] for r in runs[False])
     rounds = [on["rate"] / off["rate"] for off, on in zip(runs[False], runs[True], strict=True)]
     paired = statistics.median(rounds)
     print(f"\nbest on / best off: {ratio:.3f}  (drift costs {1 - ratio:.1%} of throughput)")
-    print("per round on/off: " + ", ".join(f"{r:.3f}" for r in rounds)
-          + f"  (cost {1 - max(rounds):.1%} .. {1 - min(rounds):.1%}; median {1 - paired:.1%})")
-    print(f"by CPU time (less sensitive to other load): on/off {cpu_ratio:.3f}, "
-          f"drift costs {1 - cpu_ratio:.1%}")
-    print(f"budget {BUDGET:.0%}, judged by the median round: "
-          f"{'met' if 1 - paired <= BUDGET else 'NOT met'}")
+    print(
+        "per round on/off: "
+        + ", ".join(f"{r:.3f}" for r in rounds)
+        + f"  (cost {1 - max(rounds):.1%} .. {1 - min(rounds):.1%}; median {1 - paired:.1%})"
+    )
+    print(
+        f"by CPU time (less sensitive to other load): on/off {cpu_ratio:.3f}, "
+        f"drift costs {1 - cpu_ratio:.1%}"
+    )
+    print(
+        f"budget {BUDGET:.0%}, judged by the median round: "
+        f"{'met' if 1 - paired <= BUDGET else 'NOT met'}"
+    )
     if args.profile:
         import pstats
 

@@ -62,14 +62,20 @@ TIMEOUT = 120.0  # seconds a side may take before it is declared stuck
 def _settings(bootstrap: str, group: str) -> Any:
     from predwatch.config import Settings
 
-    return Settings.model_validate({
-        "models": {"fraud": {"task": "binary"}},
-        "join": {"idle_timeout": "1h"},
-        "kafka": {"bootstrap_servers": bootstrap, "group_id": group,
-                  "predictions_topic": PREDICTIONS_TOPIC, "labels_topic": LABELS_TOPIC,
-                  "session_timeout": "6s"},
-        "http": {"port": 0},
-    })
+    return Settings.model_validate(
+        {
+            "models": {"fraud": {"task": "binary"}},
+            "join": {"idle_timeout": "1h"},
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "group_id": group,
+                "predictions_topic": PREDICTIONS_TOPIC,
+                "labels_topic": LABELS_TOPIC,
+                "session_timeout": "6s",
+            },
+            "http": {"port": 0},
+        }
+    )
 
 
 def _timed_consumer() -> type:
@@ -117,12 +123,18 @@ def run_raw(bootstrap: str, expected: int) -> dict[str, Any]:
     end, cpu = time.perf_counter(), time.process_time()
     first = consumer.first_records
     consumer.close(autocommit=False)
-    return {"messages": messages, "seconds": end - first, "cpu_seconds": cpu - consumer.first_cpu,
-            "join_seconds": first - consumer.created, "matched": None}
+    return {
+        "messages": messages,
+        "seconds": end - first,
+        "cpu_seconds": cpu - consumer.first_cpu,
+        "join_seconds": first - consumer.created,
+        "matched": None,
+    }
 
 
-def run_predwatch(bootstrap: str, expected: int, labels: int,
-                  profile: str | None) -> dict[str, Any]:
+def run_predwatch(
+    bootstrap: str, expected: int, labels: int, profile: str | None
+) -> dict[str, Any]:
     from predwatch.cli import tune_gc
     from predwatch.consumer.kafka import KafkaSource
     from predwatch.service import Service
@@ -140,8 +152,9 @@ def run_predwatch(bootstrap: str, expected: int, labels: int,
         return consumers[-1]
 
     # The same source the service builds, with a consumer that notes the first records.
-    service.source = KafkaSource(settings, service.monitor, service.lock, service.health,
-                                 consumer_factory=factory)
+    service.source = KafkaSource(
+        settings, service.monitor, service.lock, service.health, consumer_factory=factory
+    )
     stop = threading.Event()
     finished: dict[str, float] = {}
 
@@ -151,8 +164,7 @@ def run_predwatch(bootstrap: str, expected: int, labels: int,
         while not stop.is_set():
             with service.lock:
                 c = service.monitor.counts
-                done = (c.predictions + c.labels + c.invalid >= expected
-                        and c.pending_labels == 0)
+                done = c.predictions + c.labels + c.invalid >= expected and c.pending_labels == 0
             if done:
                 finished["end"], finished["cpu"] = time.perf_counter(), time.process_time()
                 break
@@ -168,14 +180,22 @@ def run_predwatch(bootstrap: str, expected: int, labels: int,
     counts = service.monitor.counts
     seen = counts.predictions + counts.labels + counts.invalid
     if "end" not in finished:
-        sys.exit(f"predwatch: consumed {seen:,} of {expected:,} messages "
-                 f"({counts.pending_labels:,} labels pending) in {TIMEOUT:g} s")
+        sys.exit(
+            f"predwatch: consumed {seen:,} of {expected:,} messages "
+            f"({counts.pending_labels:,} labels pending) in {TIMEOUT:g} s"
+        )
     consumer = consumers[-1]
-    return {"messages": seen, "seconds": finished["end"] - consumer.first_records,
-            "cpu_seconds": finished["cpu"] - consumer.first_cpu,
-            "join_seconds": consumer.first_records - consumer.created,
-            "matched": counts.matched, "labels": labels, "invalid": counts.invalid,
-            "late": counts.late_labels, "orphan": counts.orphan_labels}
+    return {
+        "messages": seen,
+        "seconds": finished["end"] - consumer.first_records,
+        "cpu_seconds": finished["cpu"] - consumer.first_cpu,
+        "join_seconds": consumer.first_records - consumer.created,
+        "matched": counts.matched,
+        "labels": labels,
+        "invalid": counts.invalid,
+        "late": counts.late_labels,
+        "orphan": counts.orphan_labels,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -196,16 +216,28 @@ def produce(bootstrap: str, predictions: list[dict], labels: list[dict]) -> None
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
     for topic, messages in ((PREDICTIONS_TOPIC, predictions), (LABELS_TOPIC, labels)):
         for message in messages:
-            producer.send(topic, key=message["prediction_id"].encode(),
-                          value=json.dumps(message, separators=(",", ":")).encode())
+            producer.send(
+                topic,
+                key=message["prediction_id"].encode(),
+                value=json.dumps(message, separators=(",", ":")).encode(),
+            )
     producer.flush(120)
     producer.close()
 
 
-def measure(side: str, bootstrap: str, expected: int, labels: int,
-            profile: str | None = None) -> dict[str, Any]:
-    args = ["--side", side, "--bootstrap", bootstrap, "--expected", str(expected),
-            "--labels", str(labels)]
+def measure(
+    side: str, bootstrap: str, expected: int, labels: int, profile: str | None = None
+) -> dict[str, Any]:
+    args = [
+        "--side",
+        side,
+        "--bootstrap",
+        bootstrap,
+        "--expected",
+        str(expected),
+        "--labels",
+        str(labels),
+    ]
     if profile:
         args += ["--profile", profile]
     return run_side(__file__, args, f"{side} side")
@@ -213,13 +245,24 @@ def measure(side: str, bootstrap: str, expected: int, labels: int,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=100_000,
-                        help="predictions to generate (labels come on top; default 100000)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=100_000,
+        help="predictions to generate (labels come on top; default 100000)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per side, each in a fresh process; the fastest is shown")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="also write a cProfile of the predwatch side to FILE and show it")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per side, each in a fresh process; the fastest is shown",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also write a cProfile of the predwatch side to FILE and show it",
+    )
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--expected", type=int, help=argparse.SUPPRESS)
@@ -239,9 +282,11 @@ def main(argv: list[str] | None = None) -> None:
         predictions, labels = generate(args.events, seed=args.seed)
         produce(broker.bootstrap_servers, predictions, labels)
         expected, n_labels = len(predictions) + len(labels), len(labels)
-        print(f"produced {len(predictions):,} predictions and {n_labels:,} labels "
-              f"(10 features each, seed {args.seed}) to 2 topics x {PARTITIONS} partitions "
-              f"in {time.perf_counter() - start:.1f} s (not timed)")
+        print(
+            f"produced {len(predictions):,} predictions and {n_labels:,} labels "
+            f"(10 features each, seed {args.seed}) to 2 topics x {PARTITIONS} partitions "
+            f"in {time.perf_counter() - start:.1f} s (not timed)"
+        )
         del predictions, labels
         results: dict[str, dict[str, Any]] = {}
         for _ in range(args.repeat):  # sides alternate, so a noisy moment hits both alike
@@ -252,21 +297,29 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             measure("predwatch", broker.bootstrap_servers, expected, n_labels, args.profile)
 
-    print("\ntimed from the first poll that returned records to the end "
-          "(connect and group join excluded on both sides; shown as 'join s')")
-    print(f"{'side':<10} {'messages':>9} {'seconds':>8} {'messages/s':>11} {'join s':>7} "
-          f"{'cpu s':>6} {'cpu %':>6} {'matched':>8}")
+    print(
+        "\ntimed from the first poll that returned records to the end "
+        "(connect and group join excluded on both sides; shown as 'join s')"
+    )
+    print(
+        f"{'side':<10} {'messages':>9} {'seconds':>8} {'messages/s':>11} {'join s':>7} "
+        f"{'cpu s':>6} {'cpu %':>6} {'matched':>8}"
+    )
     for side, r in results.items():
         rate = r["messages"] / r["seconds"]
         matched = "-" if r["matched"] is None else f"{r['matched']:,}"
-        print(f"{side:<10} {r['messages']:>9,} {r['seconds']:>8.2f} {rate:>11,.0f} "
-              f"{r['join_seconds']:>7.2f} {r['cpu_seconds']:>6.2f} "
-              f"{100 * r['cpu_seconds'] / r['seconds']:>5.0f}% {matched:>8}")
+        print(
+            f"{side:<10} {r['messages']:>9,} {r['seconds']:>8.2f} {rate:>11,.0f} "
+            f"{r['join_seconds']:>7.2f} {r['cpu_seconds']:>6.2f} "
+            f"{100 * r['cpu_seconds'] / r['seconds']:>5.0f}% {matched:>8}"
+        )
     ours, raw = results["predwatch"], results["raw"]
     ratio = (ours["messages"] / ours["seconds"]) / (raw["messages"] / raw["seconds"])
     print(f"\nratio predwatch/raw: {ratio:.2f} (target >= 0.6)")
-    print(f"predwatch joined {ours['matched']:,} of {ours['labels']:,} labels "
-          f"({ours['late']:,} late, {ours['orphan']:,} orphan, {ours['invalid']:,} invalid)")
+    print(
+        f"predwatch joined {ours['matched']:,} of {ours['labels']:,} labels "
+        f"({ours['late']:,} late, {ours['orphan']:,} orphan, {ours['invalid']:,} invalid)"
+    )
     if args.profile:
         import pstats
 

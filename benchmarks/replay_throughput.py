@@ -105,9 +105,14 @@ def run_baseline(predictions: Path, labels: Path) -> dict[str, Any]:
                 yield message.timestamp, topic, message  # type: ignore[attr-defined]
 
     def scorers() -> dict[str, Any]:
-        return {"accuracy": metrics.Accuracy(), "precision": metrics.Precision(),
-                "recall": metrics.Recall(), "f1": metrics.F1(), "roc_auc": metrics.ROCAUC(),
-                "log_loss": metrics.LogLoss()}
+        return {
+            "accuracy": metrics.Accuracy(),
+            "precision": metrics.Precision(),
+            "recall": metrics.Recall(),
+            "f1": metrics.F1(),
+            "roc_auc": metrics.ROCAUC(),
+            "log_loss": metrics.LogLoss(),
+        }
 
     before = rss_mb()
     start = time.perf_counter()
@@ -180,15 +185,30 @@ def measure(side: str, directory: Path, profile: str | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000,
-                        help="predictions to generate (labels come on top; default 200000)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=200_000,
+        help="predictions to generate (labels come on top; default 200000)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jitter", type=float, default=0.0,
-                        help="seconds of out-of-order arrival in each file (default 0)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs per side, each in a fresh process; the fastest is shown")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="also write a cProfile of the predwatch side to FILE and show it")
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="seconds of out-of-order arrival in each file (default 0)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per side, each in a fresh process; the fastest is shown",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also write a cProfile of the predwatch side to FILE and show it",
+    )
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -203,8 +223,10 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         predictions, labels = generate(args.events, seed=args.seed, jitter=args.jitter)
         write_jsonl(tmp, predictions, labels)
-        print(f"generated {len(predictions):,} predictions and {len(labels):,} labels "
-              f"(10 features each, seed {args.seed}) in {time.perf_counter() - start:.1f} s")
+        print(
+            f"generated {len(predictions):,} predictions and {len(labels):,} labels "
+            f"(10 features each, seed {args.seed}) in {time.perf_counter() - start:.1f} s"
+        )
         del predictions, labels
         results: dict[str, dict[str, Any]] = {}
         for _ in range(args.repeat):  # sides alternate, so a noisy moment hits both alike
@@ -215,21 +237,29 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             measure("predwatch", Path(tmp), args.profile)
 
-    print(f"\n{'side':<13} {'events':>9} {'seconds':>8} {'events/s':>10} {'cpu s':>7} "
-          f"{'peak MB':>8} {'run MB':>7} {'matched':>8}")
+    print(
+        f"\n{'side':<13} {'events':>9} {'seconds':>8} {'events/s':>10} {'cpu s':>7} "
+        f"{'peak MB':>8} {'run MB':>7} {'matched':>8}"
+    )
     for side, r in results.items():
         rate = r["events"] / r["seconds"]
-        print(f"{side:<13} {r['events']:>9,} {r['seconds']:>8.2f} {rate:>10,.0f} "
-              f"{r['cpu_seconds']:>7.2f} {r['peak_mb']:>8.1f} {r['peak_mb'] - r['start_mb']:>7.1f} "
-              f"{r['matched']:>8,}")
+        print(
+            f"{side:<13} {r['events']:>9,} {r['seconds']:>8.2f} {rate:>10,.0f} "
+            f"{r['cpu_seconds']:>7.2f} {r['peak_mb']:>8.1f} {r['peak_mb'] - r['start_mb']:>7.1f} "
+            f"{r['matched']:>8,}"
+        )
     ours, base = results["predwatch"], results["baseline"]
     speed = (ours["events"] / ours["seconds"]) / (base["events"] / base["seconds"])
-    print(f"\nratio predwatch/baseline: throughput {speed:.2f}x, "
-          f"peak memory {ours['peak_mb'] / base['peak_mb']:.2f}x")
+    print(
+        f"\nratio predwatch/baseline: throughput {speed:.2f}x, "
+        f"peak memory {ours['peak_mb'] / base['peak_mb']:.2f}x"
+    )
     full = results["predwatch-all"]
-    print(f"ratio predwatch-all/baseline: throughput "
-          f"{(full['events'] / full['seconds']) / (base['events'] / base['seconds']):.2f}x, "
-          f"peak memory {full['peak_mb'] / base['peak_mb']:.2f}x")
+    print(
+        f"ratio predwatch-all/baseline: throughput "
+        f"{(full['events'] / full['seconds']) / (base['events'] / base['seconds']):.2f}x, "
+        f"peak memory {full['peak_mb'] / base['peak_mb']:.2f}x"
+    )
     for name in ("accuracy", "roc_auc"):
         pairs = ", ".join(
             f"{v}: {ours[name].get(v, float('nan')):.4f} vs {base[name][v]:.4f}"

@@ -55,8 +55,9 @@ def run_side(script: str, args: list[str], what: str) -> dict[str, Any]:
     importable); the JSON document it prints last. Exits with its error when it fails."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, script, *args], env=env, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, script, *args], env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         sys.exit(f"the {what} failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

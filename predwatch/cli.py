@@ -54,8 +54,9 @@ def stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
-        log.info("%s received: finishing the batch in hand, then stopping",
-                 signal.Signals(signum).name)
+        log.info(
+            "%s received: finishing the batch in hand, then stopping", signal.Signals(signum).name
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)
@@ -82,7 +83,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     counts = monitor.counts
     log.info(
         "replayed %d predictions and %d labels: %d matched, %d invalid",
-        counts.predictions, counts.labels, counts.matched, counts.invalid,
+        counts.predictions,
+        counts.labels,
+        counts.matched,
+        counts.invalid,
     )
     return 0
 
@@ -93,8 +97,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.predictions}: no such file; give a JSON Lines file")
     profiles = build_profile(settings, args.predictions, args.output, settings.drift)
     for profile in profiles:
-        log.info("profiled %s %s from %d predictions", profile.model,
-                 profile.version or "(every version)", profile.count)
+        log.info(
+            "profiled %s %s from %d predictions",
+            profile.model,
+            profile.version or "(every version)",
+            profile.count,
+        )
     print(f"{args.output}: {len(profiles)} profile(s)")
     return 0
 

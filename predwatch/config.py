@@ -88,8 +88,8 @@ class FieldNames(_Section):
 
 
 class WindowSettings(_Section):
-    """A metric window: the last ``events`` matched pairs, or the last ``duration`` of event time.
-    """
+    """A metric window: the last ``events`` matched pairs, or the last ``duration`` of event
+    time."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
     events: int | None = Field(default=None, gt=0)

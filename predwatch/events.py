@@ -30,9 +30,16 @@ from predwatch.records import UNVERSIONED, Invalid, Label, Prediction, Raw, feat
 from predwatch.wire import FastDecoder
 
 __all__ = [
-    "UNVERSIONED", "Decoder", "Invalid", "Label", "Prediction", "Raw", "features_of",
+    "UNVERSIONED",
+    "Decoder",
+    "Invalid",
+    "Label",
+    "Prediction",
+    "Raw",
+    "features_of",
     "parse_timestamp",
 ]
+
 
 class _Reject(ValueError):
     """Internal: carries the reason a message is invalid."""

@@ -224,8 +224,14 @@ class Monitor:
         counts.pending_labels = sum(j.pending_labels for j in self._joins.values())
         outcomes = changes.outcomes
         outcomes["invalid"] += len(changes.invalid)
-        for name in ("matched", "unlabelled", "orphan_labels", "late_labels",
-                     "duplicate_predictions", "duplicate_labels"):
+        for name in (
+            "matched",
+            "unlabelled",
+            "orphan_labels",
+            "late_labels",
+            "duplicate_predictions",
+            "duplicate_labels",
+        ):
             outcomes[name] += len(getattr(result, name))
         for prediction in result.unlabelled:
             self._model_counts((prediction.model, prediction.version)).unlabelled += 1
@@ -271,7 +277,8 @@ class Monitor:
             if drift:
                 for version, entry in self.diagnostics[name].report(self.event_clock).items():
                     versions.setdefault(version, {"task": metrics.task})["segments"] = entry[
-                        "segments"]
+                        "segments"
+                    ]
             if versions:
                 models[name] = dict(sorted(versions.items()))
         quality = {
@@ -280,10 +287,15 @@ class Monitor:
         alpha = self.settings.diagnostics.comparison_alpha
         comparisons = [
             {"model": name, **c.as_dict(), "significant": c.significant(alpha)}
-            for name, diagnostics in self.diagnostics.items() for c in diagnostics.comparisons()
+            for name, diagnostics in self.diagnostics.items()
+            for c in diagnostics.comparisons()
         ]
-        return {"join": self.counts.as_dict(), "models": models, "quality": quality,
-                "comparisons": comparisons}
+        return {
+            "join": self.counts.as_dict(),
+            "models": models,
+            "quality": quality,
+            "comparisons": comparisons,
+        }
 
     def summary(self) -> dict[str, Any]:
         """``figures()`` and the alert transitions so far, as a JSON-ready document."""
@@ -306,8 +318,10 @@ class Monitor:
             for version in self.metrics[model].versions():
                 segments = diagnostics.segments_for_alerts(version)  # as last computed
                 if segments:
-                    context[model, version] = {**context.get((model, version), {}),
-                                               "top_segments": segments}
+                    context[model, version] = {
+                        **context.get((model, version), {}),
+                        "top_segments": segments,
+                    }
         transitions = self.alerts.evaluate(self.figures(drift=False), now, extra, context)
         self.alert_log.extend(transitions)
         return transitions
@@ -337,7 +351,8 @@ class Monitor:
         return {
             (model, version): datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
             for model, drift in self.drift.items()
-            for version, (_, at) in drift.concept_detections().items() if at is not None
+            for version, (_, at) in drift.concept_detections().items()
+            if at is not None
         }
 
     def snapshot(self) -> bytes:

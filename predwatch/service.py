@@ -45,10 +45,15 @@ class Service:
         self.health = Health(clock=clock)
         self.notifier: Notifier = build_notifier(settings.alerts.sinks, settings.kafka)
         self.registry = CollectorRegistry()
-        self.registry.register(MonitorCollector(
-            self.monitor, self.lock, self.health, clock=clock,
-            notifications=self.notifier.counts,
-        ))
+        self.registry.register(
+            MonitorCollector(
+                self.monitor,
+                self.lock,
+                self.health,
+                clock=clock,
+                notifications=self.notifier.counts,
+            )
+        )
         self.server: MetricsServer = start_http_server(
             settings.http, self.registry, self.health, alerts=self.alert_state
         )
@@ -87,7 +92,8 @@ class Service:
             transitions = self.monitor.evaluate_alerts(now, self._extra(now))
         notifications = [
             from_transition(t, self._generator_url(t.labels.get("model")))
-            for t in transitions if t.to_state in ("firing", "resolved")
+            for t in transitions
+            if t.to_state in ("firing", "resolved")
         ]
         if notifications:
             self.notifier.notify(notifications)

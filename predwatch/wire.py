@@ -43,9 +43,20 @@ def _structs(fields: FieldNames) -> tuple[type, type]:
             ("probabilities", dict[str, float] | None, None),
             ("tags", dict[str, str] | None, None),
         ],
-        rename={name: getattr(fields, name) for name in (
-            "prediction_id", "model", "prediction", "model_version", "timestamp", "features",
-            "score", "probabilities", "tags")},
+        rename={
+            name: getattr(fields, name)
+            for name in (
+                "prediction_id",
+                "model",
+                "prediction",
+                "model_version",
+                "timestamp",
+                "features",
+                "score",
+                "probabilities",
+                "tags",
+            )
+        },
         gc=False,
     )
     label = msgspec.defstruct(
@@ -55,8 +66,11 @@ def _structs(fields: FieldNames) -> tuple[type, type]:
             ("label", str | int | float),
             ("timestamp", datetime | float | None, None),
         ],
-        rename={"prediction_id": fields.prediction_id, "label": fields.label,
-                "timestamp": fields.timestamp},
+        rename={
+            "prediction_id": fields.prediction_id,
+            "label": fields.label,
+            "timestamp": fields.timestamp,
+        },
         gc=False,
     )
     return prediction, label
@@ -105,7 +119,8 @@ class FastDecoder:
             return None
         probabilities = wire.probabilities
         if probabilities is not None and (
-            not probabilities or min(probabilities.values()) < 0.0
+            not probabilities
+            or min(probabilities.values()) < 0.0
             or sum(probabilities.values()) <= 0.0
         ):
             return None
@@ -115,8 +130,17 @@ class FastDecoder:
             features = {}
         elif first != 123:  # not b"{": not an object
             return None
-        return Prediction(key, wire.model, version, timestamp, predicted, score, probabilities,
-                          features, wire.tags or {})
+        return Prediction(
+            key,
+            wire.model,
+            version,
+            timestamp,
+            predicted,
+            score,
+            probabilities,
+            features,
+            wire.tags or {},
+        )
 
     def label(self, raw: Raw) -> Label | None:
         wire: Any = _parse(self._label, raw)

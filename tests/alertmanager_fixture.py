@@ -90,7 +90,8 @@ class Alertmanager:
                 "--cluster.listen-address=",
                 f"--web.external-url={self.url}",
             ],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + self.startup_timeout
@@ -125,9 +126,7 @@ class Alertmanager:
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts`` (active, unresolved alerts), filtered by label equality."""
-        query = "&".join(
-            "filter=" + urllib.parse.quote(f'{k}="{v}"') for k, v in filters.items()
-        )
+        query = "&".join("filter=" + urllib.parse.quote(f'{k}="{v}"') for k, v in filters.items())
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts?{query}", timeout=5) as response:
             result: list[dict[str, Any]] = json.load(response)
             return result
@@ -211,8 +210,9 @@ class WebhookReceiver:
         self._server = ThreadingHTTPServer((HOST, 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://{HOST}:{self._server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()

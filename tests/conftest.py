@@ -28,9 +28,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
 
 
 @pytest.fixture
-def make_topic(
-    kafka_broker: EmbeddedBroker, request: pytest.FixtureRequest
-) -> Callable[..., str]:
+def make_topic(kafka_broker: EmbeddedBroker, request: pytest.FixtureRequest) -> Callable[..., str]:
     """Create a topic whose name is unique to this test: ``make_topic("preds", partitions=3)``.
 
     Topics are never deleted; the broker is in-memory and lives only for the session.

@@ -18,22 +18,20 @@ from predwatch.alerts.settings import AlertSettings
 Step = tuple[float, float | None, int]  # now, accuracy (None: undefined), count
 
 
-def summary(accuracy: float | None, count: int = 1000,
-            versions: tuple[str, ...] = ("v3",)) -> dict[str, Any]:
-    entry = {"task": "binary", "cumulative": {"count": count, "accuracy": accuracy},
-             "windows": {}}
+def summary(
+    accuracy: float | None, count: int = 1000, versions: tuple[str, ...] = ("v3",)
+) -> dict[str, Any]:
+    entry = {"task": "binary", "cumulative": {"count": count, "accuracy": accuracy}, "windows": {}}
     return {"join": {}, "models": {"fraud": dict.fromkeys(versions, entry)}}
 
 
 def engine_for(**rule: Any) -> AlertEngine:
-    fields = {"name": "AccuracyLow", "metric": "accuracy", "below": 0.9, "min_samples": 100,
-              **rule}
+    fields = {"name": "AccuracyLow", "metric": "accuracy", "below": 0.9, "min_samples": 100, **rule}
     return AlertEngine(AlertSettings.model_validate({"rules": [fields]}))
 
 
 def run(engine: AlertEngine, steps: list[Step]) -> list[Transition]:
-    return [t for now, value, count in steps
-            for t in engine.evaluate(summary(value, count), now)]
+    return [t for now, value, count in steps for t in engine.evaluate(summary(value, count), now)]
 
 
 def every_minute(*values: float | None, count: int = 1000) -> list[Step]:
@@ -50,46 +48,93 @@ class Case:
 
 CASES = [
     Case(  # with for=0 the first breach fires at once; the first recovery resolves.
-        {}, every_minute(0.95, 0.85, 0.95),
-        [(60, "inactive", "firing"), (120, "firing", "resolved")], "for-zero"),
+        {},
+        every_minute(0.95, 0.85, 0.95),
+        [(60, "inactive", "firing"), (120, "firing", "resolved")],
+        "for-zero",
+    ),
     Case(  # fires only once the condition has held for `for` (2m), pending until then.
-        {"for": "2m"}, every_minute(0.85, 0.85, 0.85, 0.85),
-        [(0, "inactive", "pending"), (120, "pending", "firing")], "fires-after-for"),
+        {"for": "2m"},
+        every_minute(0.85, 0.85, 0.85, 0.85),
+        [(0, "inactive", "pending"), (120, "pending", "firing")],
+        "fires-after-for",
+    ),
     Case(  # a breach shorter than `for` goes back to inactive and never fires.
-        {"for": "2m"}, every_minute(0.85, 0.85, 0.95, 0.85),
-        [(0, "inactive", "pending"), (120, "pending", "inactive"),
-         (180, "inactive", "pending")], "pending-broken"),
+        {"for": "2m"},
+        every_minute(0.85, 0.85, 0.95, 0.85),
+        [(0, "inactive", "pending"), (120, "pending", "inactive"), (180, "inactive", "pending")],
+        "pending-broken",
+    ),
     Case(  # hysteresis: between threshold and clear it stays firing; resolves past clear.
-        {"clear": 0.92}, every_minute(0.85, 0.91, 0.915, 0.93),
-        [(0, "inactive", "firing"), (180, "firing", "resolved")], "hysteresis"),
+        {"clear": 0.92},
+        every_minute(0.85, 0.91, 0.915, 0.93),
+        [(0, "inactive", "firing"), (180, "firing", "resolved")],
+        "hysteresis",
+    ),
     Case(  # keep_firing_for: firing 2m past recovery; a relapse restarts the countdown.
-        {"keep_firing_for": "2m"}, every_minute(0.85, 0.95, 0.85, 0.95, 0.95, 0.95),
-        [(0, "inactive", "firing"), (300, "firing", "resolved")], "keep-firing-for"),
+        {"keep_firing_for": "2m"},
+        every_minute(0.85, 0.95, 0.85, 0.95, 0.95, 0.95),
+        [(0, "inactive", "firing"), (300, "firing", "resolved")],
+        "keep-firing-for",
+    ),
     Case(  # flapping around the threshold: one firing and one resolve, not a storm.
-        {"clear": 0.92}, every_minute(0.89, 0.91, 0.89, 0.905, 0.899, 0.91, 0.95),
-        [(0, "inactive", "firing"), (360, "firing", "resolved")], "flapping"),
+        {"clear": 0.92},
+        every_minute(0.89, 0.91, 0.89, 0.905, 0.899, 0.91, 0.95),
+        [(0, "inactive", "firing"), (360, "firing", "resolved")],
+        "flapping",
+    ),
     Case(  # without hysteresis the same input pages repeatedly: why `clear` exists.
-        {}, every_minute(0.89, 0.91, 0.89, 0.91),
-        [(0, "inactive", "firing"), (60, "firing", "resolved"), (120, "resolved", "firing"),
-         (180, "firing", "resolved")], "flapping-without-clear"),
+        {},
+        every_minute(0.89, 0.91, 0.89, 0.91),
+        [
+            (0, "inactive", "firing"),
+            (60, "firing", "resolved"),
+            (120, "resolved", "firing"),
+            (180, "firing", "resolved"),
+        ],
+        "flapping-without-clear",
+    ),
     Case(  # never fires on fewer than min_samples, however bad the value.
-        {}, every_minute(0.1, 0.1, count=99), [], "min-samples"),
+        {}, every_minute(0.1, 0.1, count=99), [], "min-samples"
+    ),
     Case(  # ... and fires once the window has enough samples.
-        {}, [(0, 0.1, 99), (60, 0.1, 100)], [(60, "inactive", "firing")], "min-samples-met"),
+        {}, [(0, 0.1, 99), (60, 0.1, 100)], [(60, "inactive", "firing")], "min-samples-met"
+    ),
     Case(  # a firing alert whose samples drop below min_samples counts as recovered.
-        {}, [(0, 0.1, 500), (60, 0.1, 10)],
-        [(0, "inactive", "firing"), (60, "firing", "resolved")], "samples-drop"),
+        {},
+        [(0, 0.1, 500), (60, 0.1, 10)],
+        [(0, "inactive", "firing"), (60, "firing", "resolved")],
+        "samples-drop",
+    ),
     Case(  # an undefined value (None) is no observation: the condition is not met.
-        {"for": "1m"}, every_minute(0.8, None, 0.8, 0.8),
-        [(0, "inactive", "pending"), (60, "pending", "inactive"),
-         (120, "inactive", "pending"), (180, "pending", "firing")], "undefined-value"),
+        {"for": "1m"},
+        every_minute(0.8, None, 0.8, 0.8),
+        [
+            (0, "inactive", "pending"),
+            (60, "pending", "inactive"),
+            (120, "inactive", "pending"),
+            (180, "pending", "firing"),
+        ],
+        "undefined-value",
+    ),
     Case(  # an `above` rule with hysteresis below its threshold.
-        {"below": None, "above": 0.2, "clear": 0.1}, every_minute(0.3, 0.15, 0.05),
-        [(0, "inactive", "firing"), (120, "firing", "resolved")], "above"),
+        {"below": None, "above": 0.2, "clear": 0.1},
+        every_minute(0.3, 0.15, 0.05),
+        [(0, "inactive", "firing"), (120, "firing", "resolved")],
+        "above",
+    ),
     Case(  # a resolved alert fires again (through pending) on a new breach.
-        {"for": "1m"}, every_minute(0.8, 0.8, 0.95, 0.8, 0.8),
-        [(0, "inactive", "pending"), (60, "pending", "firing"), (120, "firing", "resolved"),
-         (180, "resolved", "pending"), (240, "pending", "firing")], "refires"),
+        {"for": "1m"},
+        every_minute(0.8, 0.8, 0.95, 0.8, 0.8),
+        [
+            (0, "inactive", "pending"),
+            (60, "pending", "firing"),
+            (120, "firing", "resolved"),
+            (180, "resolved", "pending"),
+            (240, "pending", "firing"),
+        ],
+        "refires",
+    ),
 ]
 
 
@@ -102,15 +147,26 @@ def test_lifecycle(case: Case) -> None:
 def test_transition_records_carry_what_sinks_need() -> None:
     engine = engine_for(**{"for": "1m", "severity": "page", "labels": {"team": "risk"}})
     pending, firing, resolved = run(engine, every_minute(0.85, 0.8, 0.95))
-    assert firing.labels == {"alertname": "AccuracyLow", "model": "fraud", "severity": "page",
-                             "team": "risk", "version": "v3", "window": "cumulative"}
+    assert firing.labels == {
+        "alertname": "AccuracyLow",
+        "model": "fraud",
+        "severity": "page",
+        "team": "risk",
+        "version": "v3",
+        "window": "cumulative",
+    }
     assert (firing.value, firing.threshold, firing.starts_at, firing.ends_at) == (
-        0.8, 0.9, 60.0, None)
+        0.8,
+        0.9,
+        60.0,
+        None,
+    )
     assert (resolved.starts_at, resolved.ends_at, resolved.value) == (60.0, 120.0, 0.95)
     assert pending.fingerprint == firing.fingerprint == resolved.fingerprint
     assert len(firing.fingerprint) == 16
-    assert firing.annotations == {"summary": "accuracy of fraud v3, window cumulative is 0.8 "
-                                             "(below 0.9)"}
+    assert firing.annotations == {
+        "summary": "accuracy of fraud v3, window cumulative is 0.8 (below 0.9)"
+    }
     assert firing.as_dict()["to_state"] == "firing"
 
 
@@ -127,9 +183,13 @@ def test_star_model_gives_each_version_its_own_alert() -> None:
 def test_active_and_state_show_pending_firing_and_resolved() -> None:
     engine = engine_for(**{"for": "1m"})
     engine.evaluate(summary(0.8), 0.0)
-    pending, = engine.active()
+    (pending,) = engine.active()
     assert (pending.state, pending.since, pending.starts_at, pending.value) == (
-        "pending", 0.0, None, 0.8)
+        "pending",
+        0.0,
+        None,
+        0.8,
+    )
     engine.evaluate(summary(0.8), 60.0)
     assert [(a.state, a.since, a.starts_at) for a in engine.active()] == [("firing", 0.0, 60.0)]
     engine.evaluate(summary(0.95), 120.0)
@@ -163,33 +223,62 @@ def test_a_removed_rule_resolves_its_firing_alert() -> None:
     engine = engine_for()
     engine.evaluate(summary(0.8), 0.0)
     engine.reconfigure(AlertSettings())
-    ended, = engine.evaluate(summary(0.8), 60.0)
+    (ended,) = engine.evaluate(summary(0.8), 60.0)
     assert (ended.from_state, ended.to_state, ended.ends_at) == ("firing", "resolved", 60.0)
     assert engine.state()["alerts"] == []
 
 
 def test_context_reaches_the_annotations() -> None:
     engine = engine_for(annotations={"description": "last drift: {{last_drift}}"})
-    fired, = engine.evaluate(summary(0.8), 0.0, context={("fraud", "v3"): {
-        "last_drift": "2026-11-27 04:10 UTC"}})
+    (fired,) = engine.evaluate(
+        summary(0.8), 0.0, context={("fraud", "v3"): {"last_drift": "2026-11-27 04:10 UTC"}}
+    )
     assert fired.annotations["description"] == "last drift: 2026-11-27 04:10 UTC"
 
 
 steps = st.lists(
-    st.tuples(st.sampled_from([0.5, 0.85, 0.89, 0.9, 0.91, 0.93, 0.99, None]),
-              st.integers(0, 200), st.integers(1, 120)),
-    max_size=40)
+    st.tuples(
+        st.sampled_from([0.5, 0.85, 0.89, 0.9, 0.91, 0.93, 0.99, None]),
+        st.integers(0, 200),
+        st.integers(1, 120),
+    ),
+    max_size=40,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=steps, min_samples=st.integers(0, 150), for_=st.sampled_from([0, 30, 90]),
-       keep=st.sampled_from([0, 45]), clear=st.sampled_from([None, 0.92]))
+@given(
+    steps=steps,
+    min_samples=st.integers(0, 150),
+    for_=st.sampled_from([0, 30, 90]),
+    keep=st.sampled_from([0, 45]),
+    clear=st.sampled_from([None, 0.92]),
+)
 def test_never_fires_below_min_samples_and_follows_the_graph(
-        steps: list[tuple[float | None, int, int]], min_samples: int, for_: int, keep: int,
-        clear: float | None) -> None:
-    engine = AlertEngine(AlertSettings.model_validate({"rules": [{
-        "name": "R", "metric": "accuracy", "below": 0.9, "clear": clear, "for": for_,
-        "keep_firing_for": keep, "min_samples": min_samples}]}), keep_resolved=120.0)
+    steps: list[tuple[float | None, int, int]],
+    min_samples: int,
+    for_: int,
+    keep: int,
+    clear: float | None,
+) -> None:
+    engine = AlertEngine(
+        AlertSettings.model_validate(
+            {
+                "rules": [
+                    {
+                        "name": "R",
+                        "metric": "accuracy",
+                        "below": 0.9,
+                        "clear": clear,
+                        "for": for_,
+                        "keep_firing_for": keep,
+                        "min_samples": min_samples,
+                    }
+                ]
+            }
+        ),
+        keep_resolved=120.0,
+    )
     now, last = 0.0, "inactive"
     for value, count, gap in steps:
         now += gap

@@ -21,12 +21,20 @@ CONFIG = {
     "metrics": {"windows": [{"name": "last_500", "events": 500}]},
     "alerts": {
         "evaluate_every": "10s",
-        "rules": [{
-            "name": "CreditAccuracyLow", "model": "credit", "metric": "accuracy",
-            "window": "last_500", "below": 0.8, "clear": 0.85, "for": "1m",
-            "min_samples": 300, "severity": "page",
-            "annotations": {"summary": "Accuracy of {{model}} {{version}} is {{value}}"},
-        }],
+        "rules": [
+            {
+                "name": "CreditAccuracyLow",
+                "model": "credit",
+                "metric": "accuracy",
+                "window": "last_500",
+                "below": 0.8,
+                "clear": 0.85,
+                "for": "1m",
+                "min_samples": 300,
+                "severity": "page",
+                "annotations": {"summary": "Accuracy of {{model}} {{version}} is {{value}}"},
+            }
+        ],
     },
 }
 
@@ -34,10 +42,14 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def drifting_stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Twenty minutes of the demo's traffic; its concept changes after ten."""
-    served = list(Traffic(seed=7, rate=10.0, change_at=CHANGE_AT, label_delay=5.0)
-                  .until(2 * CHANGE_AT, start=START))
-    labelled = sorted((s for s in served if s.label is not None),
-                      key=lambda s: s.label_offset or 0.0)
+    served = list(
+        Traffic(seed=7, rate=10.0, change_at=CHANGE_AT, label_delay=5.0).until(
+            2 * CHANGE_AT, start=START
+        )
+    )
+    labelled = sorted(
+        (s for s in served if s.label is not None), key=lambda s: s.label_offset or 0.0
+    )
     directory = tmp_path_factory.mktemp("drift")
     predictions, labels = directory / "p.jsonl", directory / "l.jsonl"
     predictions.write_text("".join(json.dumps(s.prediction) + "\n" for s in served))
@@ -55,8 +67,13 @@ def test_drift_fires_once_and_stays_firing(drifting_stream: tuple[Path, Path]) -
     # firing after the rule's minute more, both in event time.
     assert START + CHANGE_AT < pending["at"] < START + CHANGE_AT + 120
     assert 60 <= firing["at"] - pending["at"] < 60 + 10 + 1e-6
-    assert firing["labels"] == {"alertname": "CreditAccuracyLow", "model": "credit",
-                                "version": "v1", "window": "last_500", "severity": "page"}
+    assert firing["labels"] == {
+        "alertname": "CreditAccuracyLow",
+        "model": "credit",
+        "version": "v1",
+        "window": "last_500",
+        "severity": "page",
+    }
     assert firing["value"] < 0.8
     assert firing["annotations"]["summary"].startswith("Accuracy of credit v1 is 0.")
 
@@ -72,22 +89,38 @@ def test_no_alert_on_the_stable_part(drifting_stream: tuple[Path, Path], tmp_pat
     predictions, labels = drifting_stream
     stable_predictions, stable_labels = tmp_path / "p.jsonl", tmp_path / "l.jsonl"
     before = START + CHANGE_AT - 30  # a margin for labels arriving late
-    keep = {json.loads(line)["prediction_id"] for line in predictions.read_text().splitlines()
-            if parse_timestamp(json.loads(line)["timestamp"]) < before}
-    stable_predictions.write_text("".join(
-        line + "\n" for line in predictions.read_text().splitlines()
-        if json.loads(line)["prediction_id"] in keep))
-    stable_labels.write_text("".join(
-        line + "\n" for line in labels.read_text().splitlines()
-        if json.loads(line)["prediction_id"] in keep))
+    keep = {
+        json.loads(line)["prediction_id"]
+        for line in predictions.read_text().splitlines()
+        if parse_timestamp(json.loads(line)["timestamp"]) < before
+    }
+    stable_predictions.write_text(
+        "".join(
+            line + "\n"
+            for line in predictions.read_text().splitlines()
+            if json.loads(line)["prediction_id"] in keep
+        )
+    )
+    stable_labels.write_text(
+        "".join(
+            line + "\n"
+            for line in labels.read_text().splitlines()
+            if json.loads(line)["prediction_id"] in keep
+        )
+    )
     summary = replay(settings_from_mapping(CONFIG), stable_predictions, stable_labels).summary()
     assert summary["join"]["matched"] > 3000
     assert summary["alerts"] == []
 
 
 def test_concept_drift_alert_names_the_change(drifting_stream: tuple[Path, Path]) -> None:
-    config = {**CONFIG, "alerts": {**CONFIG["alerts"],  # type: ignore[dict-item]
-                                   "builtin": {"concept_drift": True, "feature_drift": True}}}
+    config = {
+        **CONFIG,
+        "alerts": {
+            **CONFIG["alerts"],  # type: ignore[dict-item]
+            "builtin": {"concept_drift": True, "feature_drift": True},
+        },
+    }
     summary = replay(settings_from_mapping(config), *drifting_stream).summary()
     drift = [t for t in summary["alerts"] if t["rule"] == "ConceptDriftDetected"]
     assert [(t["from_state"], t["to_state"]) for t in drift] == [("inactive", "firing")]

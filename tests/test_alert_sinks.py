@@ -35,13 +35,31 @@ from predwatch.demo.broker import EmbeddedBroker
 FAST = Backoff(0.02, 0.2, random.Random(7))
 
 
-def note(fingerprint: str, status: str = "firing", alertname: str = "AccuracyLow",
-         model: str = "fraud", **annotations: str) -> Notification:
-    labels = {"alertname": alertname, "severity": "page", "model": model, "version": "v3",
-              "window": "1h"}
+def note(
+    fingerprint: str,
+    status: str = "firing",
+    alertname: str = "AccuracyLow",
+    model: str = "fraud",
+    **annotations: str,
+) -> Notification:
+    labels = {
+        "alertname": alertname,
+        "severity": "page",
+        "model": model,
+        "version": "v3",
+        "window": "1h",
+    }
     ends_at = None if status == "firing" else 1_800_000_600.0
-    return Notification(fingerprint, status, labels, annotations,  # type: ignore[arg-type]
-                        1_800_000_000.0, ends_at, f"http://pw/status?model={model}", 0.8)
+    return Notification(
+        fingerprint,
+        status,
+        labels,
+        annotations,  # type: ignore[arg-type]
+        1_800_000_000.0,
+        ends_at,
+        f"http://pw/status?model={model}",
+        0.8,
+    )
 
 
 def totals(notifier: Notifier, sink: str) -> dict[str, int]:
@@ -51,8 +69,9 @@ def totals(notifier: Notifier, sink: str) -> dict[str, int]:
 class Recording(Sink):
     """A sink that records batches; ``gate`` (if given) holds ``send`` until it is set."""
 
-    def __init__(self, resend_every: float | None = None,
-                 gate: threading.Event | None = None) -> None:
+    def __init__(
+        self, resend_every: float | None = None, gate: threading.Event | None = None
+    ) -> None:
         super().__init__("recording")
         self.resend_every = resend_every
         self.gate = gate
@@ -68,13 +87,20 @@ class Recording(Sink):
 
 def test_webhook_body_is_alertmanager_format_4_signed_with_custom_headers() -> None:
     with WebhookReceiver() as hook:
-        settings = WebhookSinkSettings(url=hook.url, secret="s3cret",  # type: ignore[arg-type]
-                                       headers={"Authorization": "Bearer t0ken"},
-                                       receiver="oncall")
+        settings = WebhookSinkSettings(
+            url=hook.url,
+            secret="s3cret",  # type: ignore[arg-type]
+            headers={"Authorization": "Bearer t0ken"},
+            receiver="oncall",
+        )
         notifier = Notifier([WebhookSink(settings, external_url="http://pw:9108")])
-        notifier.notify([note("a", model="fraud", summary="low"),
-                         note("b", model="churn", summary="low"),
-                         note("c", alertname="NoEvents")])
+        notifier.notify(
+            [
+                note("a", model="fraud", summary="low"),
+                note("b", model="churn", summary="low"),
+                note("c", alertname="NoEvents"),
+            ]
+        )
         wait_for(lambda: len(hook.requests) == 2, 5, "two grouped requests")
         notifier.close(5)
 
@@ -85,21 +111,35 @@ def test_webhook_body_is_alertmanager_format_4_signed_with_custom_headers() -> N
     assert request.headers["Authorization"] == "Bearer t0ken"
     assert request.headers["Content-Type"] == "application/json"
     body = request.json()
-    assert {k: body[k] for k in ("receiver", "status", "version", "externalURL",
-                                 "groupKey", "truncatedAlerts")} == {
-        "receiver": "oncall", "status": "firing", "version": "4",
-        "externalURL": "http://pw:9108", "groupKey": '{}:{alertname="AccuracyLow"}',
-        "truncatedAlerts": 0}
+    assert {
+        k: body[k]
+        for k in ("receiver", "status", "version", "externalURL", "groupKey", "truncatedAlerts")
+    } == {
+        "receiver": "oncall",
+        "status": "firing",
+        "version": "4",
+        "externalURL": "http://pw:9108",
+        "groupKey": '{}:{alertname="AccuracyLow"}',
+        "truncatedAlerts": 0,
+    }
     # Common labels are those every alert of the group shares: not the model.
-    assert body["commonLabels"] == {"alertname": "AccuracyLow", "severity": "page",
-                                    "version": "v3", "window": "1h"}
+    assert body["commonLabels"] == {
+        "alertname": "AccuracyLow",
+        "severity": "page",
+        "version": "v3",
+        "window": "1h",
+    }
     assert body["commonAnnotations"] == {"summary": "low", "value": "0.8"}
     first = body["alerts"][0]
     assert first == {
-        "status": "firing", "labels": note("a").labels,
+        "status": "firing",
+        "labels": note("a").labels,
         "annotations": {"summary": "low", "value": "0.8"},
-        "startsAt": "2027-01-15T08:00:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://pw/status?model=fraud", "fingerprint": "a"}
+        "startsAt": "2027-01-15T08:00:00.000Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://pw/status?model=fraud",
+        "fingerprint": "a",
+    }
     assert [a["fingerprint"] for a in body["alerts"]] == ["a", "b"]
     assert by_name["NoEvents"].json()["alerts"][0]["fingerprint"] == "c"
     # A tampered body no longer matches the signature.
@@ -111,8 +151,12 @@ def test_slack_format_is_a_readable_summary_without_signature() -> None:
     with WebhookReceiver() as hook:
         sink = WebhookSink(WebhookSinkSettings(url=hook.url, format="slack"))
         notifier = Notifier([sink])
-        notifier.notify([note("a", summary="Accuracy of fraud v3 is 0.8 (< 0.9)"),
-                         note("b", "resolved", model="churn")])
+        notifier.notify(
+            [
+                note("a", summary="Accuracy of fraud v3 is 0.8 (< 0.9)"),
+                note("b", "resolved", model="churn"),
+            ]
+        )
         wait_for(lambda: hook.requests, 5, "the Slack request")
         notifier.close(5)
     [request] = hook.requests
@@ -140,8 +184,12 @@ def test_failures_are_retried_with_growing_backoff_then_delivered() -> None:
     for n, gap in enumerate(gaps, 1):
         assert gap >= 0.5 * 0.05 * 2 ** (n - 1) - 0.005
     assert gaps[2] > gaps[0]
-    assert totals(notifier, sink.name) == {"delivered": 1, "retried": 3, "dropped": 0,
-                                           "superseded": 0}
+    assert totals(notifier, sink.name) == {
+        "delivered": 1,
+        "retried": 3,
+        "dropped": 0,
+        "superseded": 0,
+    }
 
 
 def test_a_request_the_sink_refuses_is_dropped_not_retried() -> None:
@@ -154,8 +202,12 @@ def test_a_request_the_sink_refuses_is_dropped_not_retried() -> None:
         wait_for(lambda: hook.requests, 5, "the next delivery")
         notifier.close(5)
     assert len(hook.attempts) == 2
-    assert totals(notifier, sink.name) == {"delivered": 1, "retried": 0, "dropped": 1,
-                                           "superseded": 0}
+    assert totals(notifier, sink.name) == {
+        "delivered": 1,
+        "retried": 0,
+        "dropped": 1,
+        "superseded": 0,
+    }
 
 
 def test_unreachable_url_is_a_retryable_error_that_hides_the_path() -> None:
@@ -180,8 +232,7 @@ def test_sink_down_then_back_gets_the_latest_state_of_every_alert() -> None:
         wait_for(lambda: totals(notifier, sink.name)["delivered"] == 4, 5, "all four alerts")
         notifier.close(5)
 
-    delivered = {a["fingerprint"]: a["status"] for body in hook.bodies()
-                 for a in body["alerts"]}
+    delivered = {a["fingerprint"]: a["status"] for body in hook.bodies() for a in body["alerts"]}
     # Nothing still firing is lost; resolves still pending are delivered too.
     assert delivered == {"a": "resolved", "b": "firing", "c": "resolved", "d": "firing"}
     counts = totals(notifier, sink.name)
@@ -203,8 +254,12 @@ def test_full_queue_drops_are_counted_and_notify_never_blocks() -> None:
     assert totals(notifier, "recording")["dropped"] == 8
     gate.set()
     notifier.close(5)
-    assert totals(notifier, "recording") == {"delivered": 3, "retried": 0, "dropped": 8,
-                                             "superseded": 0}
+    assert totals(notifier, "recording") == {
+        "delivered": 3,
+        "retried": 0,
+        "dropped": 8,
+        "superseded": 0,
+    }
     assert [n.fingerprint for batch in sink.batches for n in batch] == ["first", "n0", "n1"]
 
 
@@ -264,7 +319,7 @@ def test_log_sink_writes_one_structured_line_per_notification(
     notifier.close(5)
     lines = [r.getMessage() for r in caplog.records if r.name == "predwatch.alerts"]
     assert lines == [
-        'alert firing alertname=AccuracyLow severity=page model=fraud version=v3 window=1h '
+        "alert firing alertname=AccuracyLow severity=page model=fraud version=v3 window=1h "
         'value=0.8 fingerprint=a summary="low accuracy"',
         "alert resolved alertname=AccuracyLow severity=page model=fraud version=v3 window=1h "
         "value=0.8 fingerprint=b",
@@ -276,12 +331,16 @@ def test_log_sink_writes_one_structured_line_per_notification(
     ("settings", "message"),
     [
         # Alertmanager would resolve alerts between two re-sends.
-        ({"alertmanager": [{"url": "http://am:9093", "resend_every": "5m"}]},
-         "must be more than 0 and less than Alertmanager's resolve_timeout"),
+        (
+            {"alertmanager": [{"url": "http://am:9093", "resend_every": "5m"}]},
+            "must be more than 0 and less than Alertmanager's resolve_timeout",
+        ),
         ({"webhooks": [{"url": "ftp://x"}]}, "is not an http:// or https:// URL"),
         ({"webhooks": [{"url": "http://a", "format": "teams"}]}, "'alertmanager' or 'slack'"),
-        ({"webhooks": [{"url": "http://a", "name": "x"}, {"url": "http://b", "name": "x"}]},
-         "sink names must be unique; repeated: x"),
+        (
+            {"webhooks": [{"url": "http://a", "name": "x"}, {"url": "http://b", "name": "x"}]},
+            "sink names must be unique; repeated: x",
+        ),
         ({"retry_initial": "2m", "retry_max": "1m"}, "at most retry_max"),
     ],
 )
@@ -291,14 +350,19 @@ def test_settings_errors_name_the_problem(settings: dict[str, object], message: 
 
 
 def test_sinks_are_built_and_named_from_settings() -> None:
-    settings = SinkSettings.model_validate({
-        "alertmanager": [{"url": "http://am1:9093"}, {"url": "http://am2:9093", "name": "am2"}],
-        "webhooks": [{"url": "https://hooks.example/x", "secret": "s"}],
-        "kafka": {"topic": "alerts"},
-    })
+    settings = SinkSettings.model_validate(
+        {
+            "alertmanager": [{"url": "http://am1:9093"}, {"url": "http://am2:9093", "name": "am2"}],
+            "webhooks": [{"url": "https://hooks.example/x", "secret": "s"}],
+            "kafka": {"topic": "alerts"},
+        }
+    )
     sinks = build_sinks(settings, KafkaSettings(bootstrap_servers="127.0.0.1:1"))
-    assert [s.name for s in sinks] == settings.sink_names() == [
-        "alertmanager-1", "am2", "webhook-1", "kafka", "log"]
+    assert (
+        [s.name for s in sinks]
+        == settings.sink_names()
+        == ["alertmanager-1", "am2", "webhook-1", "kafka", "log"]
+    )
     assert "'s'" not in repr(settings)  # the secret stays hidden
     with pytest.raises(ValueError, match="kafka settings must be given"):
         build_sinks(settings)
@@ -321,8 +385,11 @@ def test_kafka_sink_writes_json_events_keyed_by_fingerprint(
     notifier.close(10)
 
     # A partition assigned by hand: no consumer-group join to wait for.
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers, group_id=None,
-                             auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_broker.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     consumer.assign([TopicPartition(topic, 0)])
     records: list[Any] = []
     deadline = time.monotonic() + 10

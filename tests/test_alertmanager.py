@@ -24,8 +24,14 @@ from predwatch.alerts.sinks import (
     Notifier,
 )
 
-LABELS = {"alertname": "PredwatchAccuracyLow", "severity": "page", "model": "fraud",
-          "version": "v3", "window": "1h", "team": "risk"}
+LABELS = {
+    "alertname": "PredwatchAccuracyLow",
+    "severity": "page",
+    "model": "fraud",
+    "version": "v3",
+    "window": "1h",
+    "team": "risk",
+}
 SUMMARY = "Accuracy of fraud v3 is 0.81 (< 0.9)"
 STATUS_URL = "http://127.0.0.1:9108/status?model=fraud"
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -38,6 +44,7 @@ def _time(text: str) -> float:
 def _with_status(hook: WebhookReceiver, status: str) -> Callable[[], dict[str, Any] | None]:
     def find() -> dict[str, Any] | None:
         return next((b for b in hook.bodies() if b["status"] == status), None)
+
     return find
 
 
@@ -49,8 +56,9 @@ def test_alert_fires_and_resolves_in_alertmanager(
         sink = AlertmanagerSink(AlertmanagerSinkSettings(url=am.url, resend_every=0.3, timeout=5))
         notifier = Notifier([sink], backoff=Backoff(0.05, 0.5))
         starts_at = time.time() - 60
-        firing = Notification("fp-1", "firing", LABELS, {"summary": SUMMARY}, starts_at,
-                              None, STATUS_URL, 0.81)
+        firing = Notification(
+            "fp-1", "firing", LABELS, {"summary": SUMMARY}, starts_at, None, STATUS_URL, 0.81
+        )
         notifier.notify([firing])
 
         # Alertmanager's API shows the alert, active, as sent.
@@ -66,8 +74,11 @@ def test_alert_fires_and_resolves_in_alertmanager(
 
         # The sink re-sends it while it fires: Alertmanager's updatedAt moves on.
         updated = alert["updatedAt"]
-        wait_for(lambda: am.alerts(alertname=LABELS["alertname"])[0]["updatedAt"] != updated,
-                 5, "a re-send")
+        wait_for(
+            lambda: am.alerts(alertname=LABELS["alertname"])[0]["updatedAt"] != updated,
+            5,
+            "a re-send",
+        )
 
         # Its webhook receiver gets the grouped notification, in webhook format version 4.
         body = wait_for(_with_status(hook, "firing"), 10, "the firing notification")
@@ -82,8 +93,20 @@ def test_alert_fires_and_resolves_in_alertmanager(
 
         # Resolve: Alertmanager no longer lists it as active, and the receiver is told.
         ends_at = time.time()
-        notifier.notify([Notification("fp-1", "resolved", LABELS, {"summary": SUMMARY},
-                                      starts_at, ends_at, STATUS_URL, 0.93)])
+        notifier.notify(
+            [
+                Notification(
+                    "fp-1",
+                    "resolved",
+                    LABELS,
+                    {"summary": SUMMARY},
+                    starts_at,
+                    ends_at,
+                    STATUS_URL,
+                    0.93,
+                )
+            ]
+        )
         wait_for(lambda: am.alerts(alertname=LABELS["alertname"]) == [], 10, "the resolve")
         body = wait_for(_with_status(hook, "resolved"), 10, "the resolved notification")
         [resolved] = body["alerts"]
@@ -106,12 +129,26 @@ def _run(tool: str, package: str, *args: str) -> None:
 
 def test_prometheus_alert_rules_pass_their_promtool_unit_tests() -> None:
     rules = DEPLOY / "prometheus"
-    _run("promtool", "Debian's 'prometheus' package", "check", "rules",
-         str(rules / "alert-rules.yml"))
-    _run("promtool", "Debian's 'prometheus' package", "test", "rules",
-         str(rules / "alert-rules.test.yml"))
+    _run(
+        "promtool",
+        "Debian's 'prometheus' package",
+        "check",
+        "rules",
+        str(rules / "alert-rules.yml"),
+    )
+    _run(
+        "promtool",
+        "Debian's 'prometheus' package",
+        "test",
+        "rules",
+        str(rules / "alert-rules.test.yml"),
+    )
 
 
 def test_example_alertmanager_config_is_valid() -> None:
-    _run("amtool", "Debian's 'prometheus-alertmanager' package", "check-config",
-         str(DEPLOY / "alertmanager" / "alertmanager.yml"))
+    _run(
+        "amtool",
+        "Debian's 'prometheus-alertmanager' package",
+        "check-config",
+        str(DEPLOY / "alertmanager" / "alertmanager.yml"),
+    )

@@ -27,19 +27,24 @@ FAST_GROUP = {
 
 
 def json_producer(broker: EmbeddedBroker) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=broker.bootstrap_servers,
-                         key_serializer=DefaultSerializer(), value_serializer=JsonSerializer())
+    return KafkaProducer(
+        bootstrap_servers=broker.bootstrap_servers,
+        key_serializer=DefaultSerializer(),
+        value_serializer=JsonSerializer(),
+    )
 
 
 def group_consumer(broker: EmbeddedBroker, topic: str, group: str) -> KafkaConsumer:
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, group_id=group,
-                             **FAST_GROUP)
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap_servers, group_id=group, **FAST_GROUP
+    )
     consumer.subscribe([topic])
     return consumer
 
 
-def consume(consumer: KafkaConsumer, count: int, timeout: float = 30.0,
-            settle: float = 1.0) -> list[ConsumerRecord]:
+def consume(
+    consumer: KafkaConsumer, count: int, timeout: float = 30.0, settle: float = 1.0
+) -> list[ConsumerRecord]:
     """Poll until ``count`` records arrived, then keep polling ``settle`` s to catch extras."""
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout
@@ -54,7 +59,8 @@ def consume(consumer: KafkaConsumer, count: int, timeout: float = 30.0,
 
 
 def test_group_consumer_reads_each_message_once_and_resumes_from_commit(
-    kafka_broker: EmbeddedBroker, make_topic: Callable[..., str],
+    kafka_broker: EmbeddedBroker,
+    make_topic: Callable[..., str],
     unique_group: Callable[[], str],
 ) -> None:
     topic, group = make_topic("preds", partitions=3), unique_group()
@@ -98,19 +104,26 @@ def test_confluent_producer_is_readable_by_kafka_python(
 ) -> None:
     confluent_kafka = pytest.importorskip("confluent_kafka")
     topic = make_topic("wire", partitions=2)
-    producer = confluent_kafka.Producer({"bootstrap.servers": kafka_broker.bootstrap_servers,
-                                         "linger.ms": 5})
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": kafka_broker.bootstrap_servers, "linger.ms": 5}
+    )
     sent: dict[str, Any] = {}
     for i in range(200):
         value = {"prediction_id": f"c-{i}", "label": i % 2}
         sent[f"c-{i}"] = value
-        producer.produce(topic, key=f"c-{i}", value=json.dumps(value),
-                         timestamp=1_700_000_000_000 + i, headers={"source": b"confluent"})
+        producer.produce(
+            topic,
+            key=f"c-{i}",
+            value=json.dumps(value),
+            timestamp=1_700_000_000_000 + i,
+            headers={"source": b"confluent"},
+        )
     assert producer.flush(10) == 0
     producer.close()
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers,
-                             auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_broker.bootstrap_servers, auto_offset_reset="earliest"
+    )
     consumer.assign([TopicPartition(topic, p) for p in range(2)])
     try:
         records = consume(consumer, 200, settle=0.5)
@@ -133,8 +146,9 @@ def test_kafka_python_record_timestamps_round_trip(
         producer.send(topic, key=str(i), value=i, timestamp_ms=1_600_000_000_000 + i * 1000)
     producer.flush()
     producer.close()
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers,
-                             auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_broker.bootstrap_servers, auto_offset_reset="earliest"
+    )
     consumer.assign([TopicPartition(topic, 0)])
     try:
         records = consume(consumer, 10, settle=0.2)
@@ -143,8 +157,9 @@ def test_kafka_python_record_timestamps_round_trip(
     assert [r.timestamp for r in records] == [1_600_000_000_000 + i * 1000 for i in range(10)]
 
 
-@pytest.mark.xfail(reason="Tansu reports the last batch's base offset + 1 as the end offset",
-                   strict=False)
+@pytest.mark.xfail(
+    reason="Tansu reports the last batch's base offset + 1 as the end offset", strict=False
+)
 def test_end_offsets_count_every_record(
     kafka_broker: EmbeddedBroker, make_topic: Callable[..., str]
 ) -> None:
@@ -162,8 +177,9 @@ def test_end_offsets_count_every_record(
         consumer.close()
 
 
-def test_create_topics_is_idempotent(kafka_broker: EmbeddedBroker,
-                                     make_topic: Callable[..., str]) -> None:
+def test_create_topics_is_idempotent(
+    kafka_broker: EmbeddedBroker, make_topic: Callable[..., str]
+) -> None:
     topic = make_topic("again", partitions=3)
     kafka_broker.create_topics([topic], partitions=3)
     host, port = kafka_broker.bootstrap_servers.split(":")

@@ -39,8 +39,16 @@ def test_minimal_file_is_valid_and_defaults_the_rest(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [(90, 90.0), ("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("1h", 3600.0), ("2d", 172800.0),
-     ("1.5h", 5400.0), ("250ms", 0.25)],
+    [
+        (90, 90.0),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("1h", 3600.0),
+        ("2d", 172800.0),
+        ("1.5h", 5400.0),
+        ("250ms", 0.25),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -60,27 +68,38 @@ class Case:
 
 CASES = [
     # A misspelt task names the key path and the choices.
-    Case("models: {fraud: {task: binry}}",
-         "models.fraud.task: must be one of binary, multiclass, regression"),
+    Case(
+        "models: {fraud: {task: binry}}",
+        "models.fraud.task: must be one of binary, multiclass, regression",
+    ),
     # A key predwatch does not know is an error, not silently ignored.
-    Case("models: {fraud: {task: binary, positve_label: 1}}",
-         "models.fraud.positve_label: is not a known key; remove it or check its spelling"),
+    Case(
+        "models: {fraud: {task: binary, positve_label: 1}}",
+        "models.fraud.positve_label: is not a known key; remove it or check its spelling",
+    ),
     # A duration in a unit predwatch does not know.
-    Case("models: {f: {task: binary}}\njoin: {grace: 5 minutes}",
-         "join.grace: '5 minutes' is not a duration: write a number of seconds or a number "
-         "with a unit, such as 90, '90s', '15m', '1h' or '2d'"),
+    Case(
+        "models: {f: {task: binary}}\njoin: {grace: 5 minutes}",
+        "join.grace: '5 minutes' is not a duration: write a number of seconds or a number "
+        "with a unit, such as 90, '90s', '15m', '1h' or '2d'",
+    ),
     # Without models there is nothing to monitor.
     Case("join: {grace: 5s}", "models: is required"),
     Case("models: {}", "models: needs at least one model, e.g. 'models: {fraud: {task: binary}}'"),
     # A window needs exactly one size.
-    Case("models: {f: {task: binary}}\nmetrics: {windows: [{name: w, events: 5, duration: 1h}]}",
-         "metrics.windows.0: give exactly one of 'events' (a count) or 'duration' (event time)"),
-    Case("models: {f: {task: binary}}\nmetrics: {windows: [{name: w, events: 5}, "
-         "{name: w, duration: 1h}]}",
-         "metrics: window names must be unique; repeated: w"),
+    Case(
+        "models: {f: {task: binary}}\nmetrics: {windows: [{name: w, events: 5, duration: 1h}]}",
+        "metrics.windows.0: give exactly one of 'events' (a count) or 'duration' (event time)",
+    ),
+    Case(
+        "models: {f: {task: binary}}\nmetrics: {windows: [{name: w, events: 5}, "
+        "{name: w, duration: 1h}]}",
+        "metrics: window names must be unique; repeated: w",
+    ),
     # Not YAML at all.
-    Case("models: [unclosed",
-         "not valid YAML at line 1: expected ',' or ']', but got '<stream end>'"),
+    Case(
+        "models: [unclosed", "not valid YAML at line 1: expected ',' or ']', but got '<stream end>'"
+    ),
 ]
 
 
@@ -96,7 +115,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings(write(tmp_path, text))
     assert [p.split(":")[0] for p in error.value.problems] == [
-        "models.a.task", "models.b.extra", "join.grace"]
+        "models.a.task",
+        "models.b.extra",
+        "join.grace",
+    ]
 
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,8 +135,11 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def run_check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "predwatch.cli", "check-config", str(path)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "predwatch.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_check_config_command(tmp_path: Path) -> None:

@@ -34,8 +34,14 @@ def served(traffic: Traffic) -> list[Served]:
 
 def _accuracy(events: list[Served]) -> float:
     labelled = [e for e in events if e.label is not None]
-    return float(np.mean([e.label["label"] == e.prediction["prediction"]  # type: ignore[index]
-                          for e in labelled]))
+    return float(
+        np.mean(
+            [
+                e.label["label"] == e.prediction["prediction"]  # type: ignore[index]
+                for e in labelled
+            ]
+        )
+    )
 
 
 def test_same_seed_gives_the_same_traffic(traffic: Traffic, served: list[Served]) -> None:
@@ -123,8 +129,14 @@ def test_simulator_sends_predictions_then_their_labels_when_due(traffic: Traffic
     stop = threading.Event()
     producer = _FakeProducer(stop, limit=600)
     ticks = iter(np.arange(0.0, 1000.0, 0.05))  # a fake clock: 50 ms per look
-    simulator = Simulator(traffic, "unused:9092", "p", "l", clock=lambda: float(next(ticks)),
-                          producer_factory=lambda **_: producer)
+    simulator = Simulator(
+        traffic,
+        "unused:9092",
+        "p",
+        "l",
+        clock=lambda: float(next(ticks)),
+        producer_factory=lambda **_: producer,
+    )
     simulator.run(stop, start=0.0)
     assert producer.closed
     order = {s.key: i for i, s in enumerate(producer.sent) if s.topic == "p"}

@@ -88,10 +88,14 @@ class Case:
     max_significant: int  # at the default comparison_alpha
 
 
-@pytest.mark.parametrize("case", [
-    Case(0.87, 10, 10),  # 0.90 vs 0.87 on 20,000 pairs each: always significant (checked below)
-    Case(0.90, 100, 5),  # equal versions: not significant in at least 95 of 100 seeds
-], ids=str)
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(0.87, 10, 10),  # 0.90 vs 0.87 on 20,000 pairs each: always significant (checked below)
+        Case(0.90, 100, 5),  # equal versions: not significant in at least 95 of 100 seeds
+    ],
+    ids=str,
+)
 def test_versions_power_and_size(case: Case) -> None:
     alpha = DiagnosticsSettings().comparison_alpha
     significant = 0

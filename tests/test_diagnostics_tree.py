@@ -43,8 +43,11 @@ class Case:
     task: str
 
 
-@pytest.mark.parametrize("case", [Case(0, "binary"), Case(1, "binary"), Case(2, "binary"),
-                                  Case(3, "regression")], ids=str)
+@pytest.mark.parametrize(
+    "case",
+    [Case(0, "binary"), Case(1, "binary"), Case(2, "binary"), Case(3, "regression")],
+    ids=str,
+)
 def test_injected_segment_is_the_top_segment(case: Case) -> None:
     # Errors only in country == BR and amount > 500: the top rule must describe that set.
     result = bench.segment_run(60_000, case.seed, uniform=False, task=case.task, settings=FAST)
@@ -62,8 +65,10 @@ def test_sampling_is_by_id_so_replays_learn_the_same() -> None:
     pairs, _ = bench.injected_stream(5000, 0)
     settings = DiagnosticsSettings(sample_rate=0.2)
     first, second = ErrorTree("binary", settings), ErrorTree("binary", settings)
-    assert first.learn(pairs) == second.learn(pairs[::-1]) == sum(
-        hash_unit(p.id) < 0.2 for p, _ in pairs
+    assert (
+        first.learn(pairs)
+        == second.learn(pairs[::-1])
+        == sum(hash_unit(p.id) < 0.2 for p, _ in pairs)
     )
     assert hash_unit("a1") == 0x6CE14823 / 2**32  # zlib.crc32: the same on every machine
     assert 800 < first.learned < 1200
@@ -83,22 +88,31 @@ def test_tree_rotates_after_its_window() -> None:
 def test_feature_rows_decode_raw_json_and_tags() -> None:
     raw = msgspec.Raw(b'{"amount": 12.5, "country": "BR", "nested": {"a": 1}}')
     pairs = [
-        (Prediction("a", "m", "v", 0.0, "1", None, None, raw, {"region": "eu"}),
-         Label("a", 0.0, "1", 1.0)),
-        (Prediction("b", "m", "v", 0.0, "1", None, None, {"amount": 3}, {}),
-         Label("b", 0.0, "0", 0.0)),
+        (
+            Prediction("a", "m", "v", 0.0, "1", None, None, raw, {"region": "eu"}),
+            Label("a", 0.0, "1", 1.0),
+        ),
+        (
+            Prediction("b", "m", "v", 0.0, "1", None, None, {"amount": 3}, {}),
+            Label("b", 0.0, "0", 0.0),
+        ),
     ]
     assert feature_rows(pairs, exclude=["country"]) == [
-        {"amount": 12.5, "tags.region": "eu"}, {"amount": 3}
+        {"amount": 12.5, "tags.region": "eu"},
+        {"amount": 3},
     ]
     assert pair_errors(pairs, "binary").tolist() == [0.0, 1.0]
 
 
 def test_rules_are_normalised_and_ids_survive_small_threshold_moves() -> None:
-    path = (Condition("country", "in", frozenset({"BR"})), Condition("amount", ">", 300.0),
-            Condition("amount", ">", 503.21), Condition("age", "<=", 52.3),
-            Condition("device", "not in", frozenset({"ios"})),
-            Condition("device", "not in", frozenset({"web"})))
+    path = (
+        Condition("country", "in", frozenset({"BR"})),
+        Condition("amount", ">", 300.0),
+        Condition("amount", ">", 503.21),
+        Condition("age", "<=", 52.3),
+        Condition("device", "not in", frozenset({"ios"})),
+        Condition("device", "not in", frozenset({"web"})),
+    )
     assert rule_text(path) == (
         "age <= 52.3 and amount > 503.2 and country = BR and device not in {ios, web}"
     )
@@ -141,8 +155,9 @@ def test_refresh_waits_for_new_pairs_or_time() -> None:
 
 
 def test_disabled_diagnostics_keep_nothing() -> None:
-    diagnostics = ModelDiagnostics(ModelSettings(task="regression"),
-                                   DiagnosticsSettings(enabled=False))
+    diagnostics = ModelDiagnostics(
+        ModelSettings(task="regression"), DiagnosticsSettings(enabled=False)
+    )
     pairs, _ = bench.injected_stream(1000, 0, task="regression")
     diagnostics.update(pairs, clock=1.0)
     assert diagnostics.report(clock=1.0) == {} and diagnostics.comparisons() == []

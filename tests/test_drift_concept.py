@@ -82,9 +82,13 @@ DETECTOR_CASES = [
     Detector(ConceptDriftSettings(detector="ddm", warmup=1_000), 4_000),
     Detector(ConceptDriftSettings(detector="hddm_a"), 2_000),
     Detector(ConceptDriftSettings(detector="hddm_w"), 2_000),
-    Detector(ConceptDriftSettings(detector="kswin", parameters={
-        "alpha": 0.0001, "window_size": 1000, "stat_size": 300, "seed": 1}),
-             4_000),
+    Detector(
+        ConceptDriftSettings(
+            detector="kswin",
+            parameters={"alpha": 0.0001, "window_size": 1000, "stat_size": 300, "seed": 1},
+        ),
+        4_000,
+    ),
 ]
 
 
@@ -131,8 +135,10 @@ def test_batches_and_a_pickled_restart_change_nothing() -> None:
 
 def test_model_concept_drift_splits_versions_and_computes_errors() -> None:
     def pair(i: int, version: str, predicted: str, actual: str) -> tuple[Prediction, Label]:
-        return (Prediction(str(i), "m", version, float(i), predicted, None, None, {}, {}),
-                Label(str(i), float(i), actual, None))
+        return (
+            Prediction(str(i), "m", version, float(i), predicted, None, None, {}, {}),
+            Label(str(i), float(i), actual, None),
+        )
 
     rng = np.random.default_rng(3)
     pairs = []
@@ -150,8 +156,9 @@ def test_model_concept_drift_splits_versions_and_computes_errors() -> None:
     for version, detection in found:
         assert detection.event_time >= 20_000 and detection.detector == "adwin"
         assert report[version]["observed"] == 15_000
-    regression = [(Prediction("a", "m", "v", 0.0, 3.0, None, None, {}, {}),
-                   Label("a", 0.0, "1.5", 1.5))]
+    regression = [
+        (Prediction("a", "m", "v", 0.0, 3.0, None, None, {}, {}), Label("a", 0.0, "1.5", 1.5))
+    ]
     assert errors_of(regression, "regression").tolist() == [1.5]
 
 

@@ -49,8 +49,10 @@ def test_psi_is_zero_for_equal_shares_and_positive_otherwise(a: list[int]) -> No
 
 
 @settings(max_examples=50)
-@given(st.lists(st.integers(0, 9), min_size=5, max_size=300),
-       st.lists(st.integers(0, 9), min_size=5, max_size=300))
+@given(
+    st.lists(st.integers(0, 9), min_size=5, max_size=300),
+    st.lists(st.integers(0, 9), min_size=5, max_size=300),
+)
 def test_ks_binned_matches_ks_2samp_when_each_value_has_its_bin(x: list[int], y: list[int]) -> None:
     stat, p = ks_binned(np.bincount(x, minlength=10), np.bincount(y, minlength=10))
     expected = ks_2samp(x, y, method="asymp")
@@ -91,8 +93,9 @@ SETTINGS = Settings.model_validate({"models": {"fraud": {"task": "binary"}}})
 WINDOWS = [WindowSettings(name="last_1000", events=1000), WindowSettings(name="1h", duration=3600)]
 
 
-def _stream(n: int, seed: int, change: Callable[[int, dict[str, Any]], None] | None = None
-            ) -> list[Prediction]:
+def _stream(
+    n: int, seed: int, change: Callable[[int, dict[str, Any]], None] | None = None
+) -> list[Prediction]:
     messages, _ = generate(n, seed=seed)
     if change is not None:
         for i, message in enumerate(messages):
@@ -102,8 +105,9 @@ def _stream(n: int, seed: int, change: Callable[[int, dict[str, Any]], None] | N
     return decoded
 
 
-def _run(drift: DataDrift, stream: list[Prediction], batch: int = 500
-         ) -> list[tuple[int, str, str, str]]:
+def _run(
+    drift: DataDrift, stream: list[Prediction], batch: int = 500
+) -> list[tuple[int, str, str, str]]:
     """Feed ``stream`` in batches; every (events seen, version, window, column) flagged."""
     flagged = []
     clock = 0.0
@@ -113,8 +117,11 @@ def _run(drift: DataDrift, stream: list[Prediction], batch: int = 500
         drift.observe(part, clock)
         for version, windows in drift.report(clock).items():
             for window, columns in windows.items():
-                flagged += [(start + len(part), version, window, name)
-                            for name, entry in columns.items() if entry["drift"]]
+                flagged += [
+                    (start + len(part), version, window, name)
+                    for name, entry in columns.items()
+                    if entry["drift"]
+                ]
     return flagged
 
 
@@ -161,8 +168,11 @@ def test_small_windows_never_flag() -> None:
 
 def test_large_stable_window_does_not_flag_a_tiny_shift() -> None:
     stream = _stream(80_000, 6, _scale_amount(1.2, after=5000))
-    drift = DataDrift("fraud", DataDriftSettings(reference={"first": 5000, "per_version": False}),
-                      [WindowSettings(name="all", events=100_000)])
+    drift = DataDrift(
+        "fraud",
+        DataDriftSettings(reference={"first": 5000, "per_version": False}),
+        [WindowSettings(name="all", events=100_000)],
+    )
     drift.observe(stream, clock=stream[-1].timestamp)
     entry = drift.report(1e12)["v3"]["all"]["amount"]
     assert entry["n"] > 50_000 and entry["ks_p"] < 1e-4  # significant...
@@ -191,8 +201,11 @@ def test_count_window_is_exact_across_uneven_batches() -> None:
 
 def test_time_window_forgets_old_buckets_and_auto_reference_per_version() -> None:
     stream = _stream(8000, 8)
-    drift = DataDrift("fraud", DataDriftSettings(reference={"first": 1000}),
-                      [WindowSettings(name="10m", duration=600)])
+    drift = DataDrift(
+        "fraud",
+        DataDriftSettings(reference={"first": 1000}),
+        [WindowSettings(name="10m", duration=600)],
+    )
     drift.observe(stream, clock=stream[-1].timestamp)
     assert set(drift.references()) == {"v3", "v4"} and drift.collecting() == {}
     now = drift.report(stream[-1].timestamp)["v3"]["10m"]

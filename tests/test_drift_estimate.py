@@ -29,15 +29,31 @@ def calibrated(seed: int, n: int, a: float = 2.0, b: float = 3.0) -> tuple[np.nd
     return score, score >= 0.5, actual
 
 
-def records(score: np.ndarray, predicted: np.ndarray, actual: np.ndarray, version: str = "v1",
-            spacing: float = 1.0) -> tuple[list[Prediction], list[Label]]:
+def records(
+    score: np.ndarray,
+    predicted: np.ndarray,
+    actual: np.ndarray,
+    version: str = "v1",
+    spacing: float = 1.0,
+) -> tuple[list[Prediction], list[Label]]:
     predictions = [
-        Prediction(str(i), "m", version, i * spacing, "1" if predicted[i] else "0",
-                   float(score[i]), None, {}, {})
+        Prediction(
+            str(i),
+            "m",
+            version,
+            i * spacing,
+            "1" if predicted[i] else "0",
+            float(score[i]),
+            None,
+            {},
+            {},
+        )
         for i in range(len(score))
     ]
-    labels = [Label(str(i), i * spacing + 1, "1" if actual[i] else "0", float(actual[i]))
-              for i in range(len(score))]
+    labels = [
+        Label(str(i), i * spacing + 1, "1" if actual[i] else "0", float(actual[i]))
+        for i in range(len(score))
+    ]
     return predictions, labels
 
 
@@ -63,8 +79,10 @@ def test_cbpe_estimate_is_within_003_of_realised_on_a_calibrated_model(
 
 
 def test_estimator_windows_compare_estimate_and_realised_like_sklearn() -> None:
-    windows = [WindowSettings(name="last_5000", events=5000),
-               WindowSettings(name="1h", duration=3600.0)]
+    windows = [
+        WindowSettings(name="last_5000", events=5000),
+        WindowSettings(name="1h", duration=3600.0),
+    ]
     estimator = PerformanceEstimator(BINARY, windows)
     score, predicted, actual = calibrated(4, 30_000)
     predictions, labels = records(score, predicted, actual, spacing=0.5)  # 4 hours of traffic
@@ -96,8 +114,12 @@ def test_estimator_windows_compare_estimate_and_realised_like_sklearn() -> None:
         assert span["estimated"][name] == pytest.approx(value, abs=0.03)
     # Nothing is pending any more: the sums are exactly zero, not nearly.
     pending = estimator.versions["v1"].pending
-    assert (pending.positive, pending.negative, pending.positive_score,
-            pending.negative_score) == (0, 0, 0, 0)
+    assert (pending.positive, pending.negative, pending.positive_score, pending.negative_score) == (
+        0,
+        0,
+        0,
+        0,
+    )
 
 
 def test_pending_estimate_follows_the_predictions_still_waiting() -> None:
@@ -165,9 +187,15 @@ def test_ece_matches_an_independent_numpy_implementation(seed: int) -> None:
 def test_model_calibration_per_window_and_small_for_a_calibrated_model() -> None:
     score, predicted, actual = calibrated(6, 20_000)
     predictions, labels = records(score, predicted, actual)
-    calibration = ModelCalibration(BINARY, MetricSettings(windows=[
-        WindowSettings(name="last_1000", events=1000),
-        WindowSettings(name="1h", duration=3600.0)]))
+    calibration = ModelCalibration(
+        BINARY,
+        MetricSettings(
+            windows=[
+                WindowSettings(name="last_1000", events=1000),
+                WindowSettings(name="1h", duration=3600.0),
+            ]
+        ),
+    )
     pairs = list(zip(predictions, labels, strict=True))
     for start in range(0, len(pairs), 1000):
         calibration.update(pairs[start : start + 1000], clock=float(start + 999))
@@ -175,10 +203,12 @@ def test_model_calibration_per_window_and_small_for_a_calibrated_model() -> None
     assert report["cumulative"]["count"] == 20_000
     assert report["cumulative"]["ece"] < 0.02
     assert report["windows"]["last_1000"]["ece"] == pytest.approx(
-        reference_ece(score[-1000:], actual[-1000:]))
+        reference_ece(score[-1000:], actual[-1000:])
+    )
     in_hour = slice(int(report["windows"]["1h"]["start"]), None)
     assert report["windows"]["1h"]["ece"] == pytest.approx(
-        reference_ece(score[in_hour], actual[in_hour]))
+        reference_ece(score[in_hour], actual[in_hour])
+    )
 
 
 def test_non_binary_models_are_refused() -> None:

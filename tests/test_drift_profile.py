@@ -36,8 +36,9 @@ def _profile() -> ReferenceProfile:
     rng = np.random.default_rng(0)
     builder.add(
         _prediction(i, {"amount": float(x), "country": c, "flag": bool(i % 2)})
-        for i, (x, c) in enumerate(zip(rng.lognormal(3, 1, 2000), rng.choice(list("ABCDE"), 2000),
-                                       strict=True))
+        for i, (x, c) in enumerate(
+            zip(rng.lognormal(3, 1, 2000), rng.choice(list("ABCDE"), 2000), strict=True)
+        )
     )
     return builder.build()
 
@@ -140,6 +141,10 @@ def test_quality_fast_and_checked_paths_agree() -> None:
     assert np.isnan(checked["amount"][5:]).all()
     assert checked["country"][5:] == ["DE", INVALID, INVALID, INVALID, "false"]
     assert quality.counts() == {
-        ("amount", "missing"): 2, ("amount", "non_finite"): 1, ("amount", "wrong_type"): 2,
-        ("country", "missing"): 1, ("country", "null"): 1, ("country", "wrong_type"): 1,
+        ("amount", "missing"): 2,
+        ("amount", "non_finite"): 1,
+        ("amount", "wrong_type"): 2,
+        ("country", "missing"): 1,
+        ("country", "null"): 1,
+        ("country", "wrong_type"): 1,
     }

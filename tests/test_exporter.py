@@ -34,18 +34,20 @@ from predwatch.monitor import Monitor
 ROOT = Path(__file__).resolve().parents[1]
 NOW = 10_000.0  # the processing time at which the collector reads watermarks
 
-SETTINGS = Settings.model_validate({
-    "models": {
-        "fraud": {"task": "binary", "positive_label": "yes"},
-        "species": {"task": "multiclass"},
-        "price": {"task": "regression"},
-    },
-    "join": {"label_timeout": 600, "grace": 30, "idle_timeout": 60},
-    "metrics": {
-        "windows": [{"name": "last_50", "events": 50}, {"name": "10m", "duration": 600}],
-        "tags": ["region"],
-    },
-})
+SETTINGS = Settings.model_validate(
+    {
+        "models": {
+            "fraud": {"task": "binary", "positive_label": "yes"},
+            "species": {"task": "multiclass"},
+            "price": {"task": "regression"},
+        },
+        "join": {"label_timeout": 600, "grace": 30, "idle_timeout": 60},
+        "metrics": {
+            "windows": [{"name": "last_50", "events": 50}, {"name": "10m", "duration": 600}],
+            "tags": ["region"],
+        },
+    }
+)
 
 
 def _events(seed: int = 7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -56,25 +58,32 @@ def _events(seed: int = 7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     for i in range(600):
         t = 1000.0 + i * 2
         model = ("fraud", "species", "price")[i % 3]
-        event: dict[str, Any] = {"prediction_id": f"p{i}", "model": model, "timestamp": t,
-                                 "model_version": rng.choice(["v1", "v2"]),
-                                 "tags": {"region": rng.choice(["eu", "us", "apac"])}}
+        event: dict[str, Any] = {
+            "prediction_id": f"p{i}",
+            "model": model,
+            "timestamp": t,
+            "model_version": rng.choice(["v1", "v2"]),
+            "tags": {"region": rng.choice(["eu", "us", "apac"])},
+        }
         if model == "fraud":
             score = rng.random()
             event |= {"prediction": "yes" if score > 0.5 else "no", "score": score}
             label: Any = "yes" if rng.random() < score * 0.8 + 0.1 else "no"
         elif model == "species":
             probabilities = {c: rng.random() + 0.01 for c in ("cat", "dog", "bird")}
-            event |= {"prediction": max(probabilities, key=probabilities.__getitem__),
-                      "probabilities": probabilities}
+            event |= {
+                "prediction": max(probabilities, key=probabilities.__getitem__),
+                "probabilities": probabilities,
+            }
             label = rng.choice(["cat", "dog", "bird"])
         else:
             label = rng.choice([0.0, rng.uniform(-50, 150)])
             event["prediction"] = label + rng.gauss(0, 10)
         predictions.append(event)
         if rng.random() < 0.85:
-            labels.append({"prediction_id": f"p{i}", "timestamp": t + rng.uniform(1, 400),
-                           "label": label})
+            labels.append(
+                {"prediction_id": f"p{i}", "timestamp": t + rng.uniform(1, 400), "label": label}
+            )
     predictions.append(dict(predictions[10]))  # a duplicate prediction
     labels.append({"prediction_id": "nobody", "timestamp": 1500.0, "label": "yes"})  # orphan
     labels.sort(key=lambda e: e["timestamp"])
@@ -141,32 +150,47 @@ def _scopes(summary: dict[str, Any]) -> Iterator[tuple[dict[str, str], dict[str,
             for tag, value, scope in scopes:
                 windows = {"cumulative": scope["cumulative"], **scope["windows"]}
                 for window, metrics in windows.items():
-                    labels = {"model": model, "version": version, "window": window,
-                              "tag": tag, "tag_value": value}
+                    labels = {
+                        "model": model,
+                        "version": version,
+                        "window": window,
+                        "tag": tag,
+                        "tag_value": value,
+                    }
                     yield labels, metrics
 
 
 def test_counts_equal_the_summary(monitor: Monitor, registry: CollectorRegistry) -> None:
     join = monitor.summary()["join"]
     value = registry.get_sample_value
-    for name, key in [("predwatch_labels_total", "labels"),
-                      ("predwatch_orphan_labels_total", "orphan_labels"),
-                      ("predwatch_late_labels_total", "late_labels"),
-                      ("predwatch_pending_predictions", "pending_predictions"),
-                      ("predwatch_pending_labels", "pending_labels")]:
+    for name, key in [
+        ("predwatch_labels_total", "labels"),
+        ("predwatch_orphan_labels_total", "orphan_labels"),
+        ("predwatch_late_labels_total", "late_labels"),
+        ("predwatch_pending_predictions", "pending_predictions"),
+        ("predwatch_pending_labels", "pending_labels"),
+    ]:
         assert value(name) == join[key], name
-    for name, key in [("predwatch_predictions_total", "predictions"),
-                      ("predwatch_joined_total", "matched"),
-                      ("predwatch_unlabelled_total", "unlabelled")]:
-        total = sum(value(name, {"model": m, "version": v}) or 0
-                    for m in SETTINGS.models for v in ("v1", "v2"))
+    for name, key in [
+        ("predwatch_predictions_total", "predictions"),
+        ("predwatch_joined_total", "matched"),
+        ("predwatch_unlabelled_total", "unlabelled"),
+    ]:
+        total = sum(
+            value(name, {"model": m, "version": v}) or 0
+            for m in SETTINGS.models
+            for v in ("v1", "v2")
+        )
         assert total == join[key], name
     assert value("predwatch_duplicates_total", {"kind": "prediction"}) == 1
     assert value("predwatch_duplicates_total", {"kind": "label"}) == 1
-    assert value("predwatch_invalid_events_total",
-                 {"topic": "predictions", "reason": "unknown_model"}) == 1
-    assert value("predwatch_invalid_events_total",
-                 {"topic": "predictions", "reason": "not_json"}) == 1
+    assert (
+        value("predwatch_invalid_events_total", {"topic": "predictions", "reason": "unknown_model"})
+        == 1
+    )
+    assert (
+        value("predwatch_invalid_events_total", {"topic": "predictions", "reason": "not_json"}) == 1
+    )
     assert join["matched"] > 300 and join["unlabelled"] > 30 and join["orphan_labels"] == 1
 
 
@@ -204,9 +228,13 @@ def test_sufficient_statistics_give_the_cumulative_metrics(
         assert n == metrics["count"]
         if "accuracy" in metrics:
             assert value("predwatch_correct_total", labels) / n == pytest.approx(
-                metrics["accuracy"], abs=1e-9)
-            cells = [s for s in _samples(registry, "predwatch_confusion_total")
-                     if all(s.labels[k] == v for k, v in labels.items())]
+                metrics["accuracy"], abs=1e-9
+            )
+            cells = [
+                s
+                for s in _samples(registry, "predwatch_confusion_total")
+                if all(s.labels[k] == v for k, v in labels.items())
+            ]
             assert sum(s.value for s in cells) == n
         if "precision" in metrics:
             tp = value("predwatch_true_positives_total", labels)
@@ -216,21 +244,25 @@ def test_sufficient_statistics_give_the_cumulative_metrics(
             assert tp / actual == pytest.approx(metrics["recall"], abs=1e-9)
             assert 2 * tp / (predicted + actual) == pytest.approx(metrics["f1"], abs=1e-9)
             assert value("predwatch_brier_score_total", labels) / value(
-                "predwatch_brier_pairs_total", labels) == pytest.approx(metrics["brier"], abs=1e-9)
+                "predwatch_brier_pairs_total", labels
+            ) == pytest.approx(metrics["brier"], abs=1e-9)
         if metrics.get("log_loss") is not None:
             assert value("predwatch_log_loss_total", labels) / value(
-                "predwatch_log_loss_pairs_total", labels) == pytest.approx(
-                metrics["log_loss"], abs=1e-9)
+                "predwatch_log_loss_pairs_total", labels
+            ) == pytest.approx(metrics["log_loss"], abs=1e-9)
         if "mae" in metrics:
             assert value("predwatch_absolute_error_total", labels) / n == pytest.approx(
-                metrics["mae"], abs=1e-9)
+                metrics["mae"], abs=1e-9
+            )
             assert (value("predwatch_squared_error_total", labels) / n) ** 0.5 == pytest.approx(
-                metrics["rmse"], abs=1e-9)
+                metrics["rmse"], abs=1e-9
+            )
             assert value("predwatch_net_error", labels) / n == pytest.approx(
-                metrics["bias"], abs=1e-9)
+                metrics["bias"], abs=1e-9
+            )
             assert value("predwatch_relative_error_total", labels) / value(
-                "predwatch_relative_error_pairs_total", labels) == pytest.approx(
-                metrics["mape"], abs=1e-9)
+                "predwatch_relative_error_pairs_total", labels
+            ) == pytest.approx(metrics["mape"], abs=1e-9)
 
 
 def _samples(registry: CollectorRegistry, name: str) -> list[Any]:
@@ -241,12 +273,17 @@ def test_label_delay_histogram(monitor: Monitor, registry: CollectorRegistry) ->
     for model, histogram in monitor.label_delays.items():
         labels = {"model": model}
         assert registry.get_sample_value("predwatch_label_delay_seconds_count", labels) == (
-            histogram.count)
+            histogram.count
+        )
         assert registry.get_sample_value("predwatch_label_delay_seconds_sum", labels) == (
-            histogram.sum)
-        assert registry.get_sample_value(
-            "predwatch_label_delay_seconds_bucket", {**labels, "le": "60.0"}
-        ) == histogram.counts[:3].sum()
+            histogram.sum
+        )
+        assert (
+            registry.get_sample_value(
+                "predwatch_label_delay_seconds_bucket", {**labels, "le": "60.0"}
+            )
+            == histogram.counts[:3].sum()
+        )
     assert sum(h.count for h in monitor.label_delays.values()) == monitor.counts.matched
 
 
@@ -263,8 +300,9 @@ def test_progress_and_health(monitor: Monitor, registry: CollectorRegistry) -> N
 def test_scrape_does_not_change_the_join(tmp_path: Path) -> None:
     # Reading a watermark far in the future must not expire what the join still holds.
     predictions, labels = _events()
-    monitor = replay(SETTINGS, _write(tmp_path / "p.jsonl", predictions),
-                     _write(tmp_path / "l.jsonl", labels))
+    monitor = replay(
+        SETTINGS, _write(tmp_path / "p.jsonl", predictions), _write(tmp_path / "l.jsonl", labels)
+    )
     registry = CollectorRegistry()
     registry.register(MonitorCollector(monitor, threading.Lock(), clock=lambda: 1e12))
     pending = monitor.counts.pending_predictions
@@ -290,10 +328,16 @@ def test_http_endpoints(server: MetricsServer, registry: CollectorRegistry, heal
     assert server.host == "127.0.0.1" and server.port > 0
     status, text = _get(server.url + "/metrics")
     assert status == 200
-    served = {(s.name, frozenset(s.labels.items())): s.value
-              for family in text_string_to_metric_families(text) for s in family.samples}
-    local = {(s.name, frozenset(s.labels.items())): s.value
-             for family in registry.collect() for s in family.samples}
+    served = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    local = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in registry.collect()
+        for s in family.samples
+    }
     assert served.keys() == local.keys()
     assert all(served[key] == pytest.approx(local[key], rel=1e-15) for key in local)
     assert _get(server.url + "/healthz") == (200, "ok\n")
@@ -329,8 +373,11 @@ def _exposition(server: MetricsServer) -> str:
 
 def test_docs_list_exactly_the_exposed_metrics(server: MetricsServer) -> None:
     exposed = set(re.findall(r"^# TYPE (\S+) ", _exposition(server), re.MULTILINE))
-    documented = set(re.findall(
-        r"^\| `(predwatch_\w+)` \|", (ROOT / "docs/metrics.md").read_text(), re.MULTILINE))
+    documented = set(
+        re.findall(
+            r"^\| `(predwatch_\w+)` \|", (ROOT / "docs/metrics.md").read_text(), re.MULTILINE
+        )
+    )
     assert documented - exposed == set(), "documented but not exposed"
     assert exposed - documented == set(), "exposed but not documented in docs/metrics.md"
 
@@ -338,8 +385,9 @@ def test_docs_list_exactly_the_exposed_metrics(server: MetricsServer) -> None:
 def _promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     if shutil.which("promtool") is None:
         require_binary("promtool", "Debian's 'prometheus' package")
-    return subprocess.run(["promtool", *args], input=stdin, capture_output=True, text=True,
-                          check=False, timeout=60)
+    return subprocess.run(
+        ["promtool", *args], input=stdin, capture_output=True, text=True, check=False, timeout=60
+    )
 
 
 def test_promtool_accepts_the_exposition(server: MetricsServer) -> None:
@@ -354,22 +402,40 @@ def test_promtool_accepts_the_recording_rules() -> None:
 
 # Cumulative recording rules: name -> (numerator terms, denominator terms, factor, square root).
 FLEET_RULES: dict[str, tuple[list[str], list[str], float, bool]] = {
-    "model_version:predwatch_accuracy:ratio":
-        (["correct"], ["scored_pairs"], 1.0, False),
-    "model_version:predwatch_precision:ratio":
-        (["true_positives"], ["predicted_positives"], 1.0, False),
-    "model_version:predwatch_recall:ratio":
-        (["true_positives"], ["actual_positives"], 1.0, False),
-    "model_version:predwatch_f1:ratio":
-        (["true_positives"], ["predicted_positives", "actual_positives"], 2.0, False),
+    "model_version:predwatch_accuracy:ratio": (["correct"], ["scored_pairs"], 1.0, False),
+    "model_version:predwatch_precision:ratio": (
+        ["true_positives"],
+        ["predicted_positives"],
+        1.0,
+        False,
+    ),
+    "model_version:predwatch_recall:ratio": (["true_positives"], ["actual_positives"], 1.0, False),
+    "model_version:predwatch_f1:ratio": (
+        ["true_positives"],
+        ["predicted_positives", "actual_positives"],
+        2.0,
+        False,
+    ),
     "model_version:predwatch_log_loss:mean": (["log_loss"], ["log_loss_pairs"], 1.0, False),
-    "model_version:predwatch_absolute_error:mean":
-        (["absolute_error"], ["scored_pairs"], 1.0, False),
-    "model_version:predwatch_squared_error:mean_sqrt":
-        (["squared_error"], ["scored_pairs"], 1.0, True),
+    "model_version:predwatch_absolute_error:mean": (
+        ["absolute_error"],
+        ["scored_pairs"],
+        1.0,
+        False,
+    ),
+    "model_version:predwatch_squared_error:mean_sqrt": (
+        ["squared_error"],
+        ["scored_pairs"],
+        1.0,
+        True,
+    ),
     "model_version:predwatch_net_error:mean": (["net_error"], ["scored_pairs"], 1.0, False),
-    "model_version:predwatch_label_coverage:ratio":
-        (["joined"], ["joined", "unlabelled"], 1.0, False),
+    "model_version:predwatch_label_coverage:ratio": (
+        ["joined"],
+        ["joined", "unlabelled"],
+        1.0,
+        False,
+    ),
 }
 
 
@@ -399,10 +465,15 @@ def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
     names = set(re.findall(r"\(\s*(predwatch_\w+)\{tag=\"\"\}", rules_text))
     names |= {"predwatch_joined_total", "predwatch_unlabelled_total"}
     for instance, parity in (("a", 0), ("b", 1)):
+
         def mine(events: list[dict[str, Any]], parity: int = parity) -> list[dict[str, Any]]:
             return [e for e in events if sum(map(ord, e["prediction_id"])) % 2 == parity]
-        monitor = replay(SETTINGS, _write(tmp_path / f"p{instance}", mine(predictions)),
-                         _write(tmp_path / f"l{instance}", mine(labels)))
+
+        monitor = replay(
+            SETTINGS,
+            _write(tmp_path / f"p{instance}", mine(predictions)),
+            _write(tmp_path / f"l{instance}", mine(labels)),
+        )
         registry = CollectorRegistry()
         registry.register(MonitorCollector(monitor, threading.Lock(), clock=lambda: NOW))
         for family in registry.collect():
@@ -411,8 +482,12 @@ def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
                     continue
                 labels_ = {**sample.labels, "instance": instance}
                 selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels_.items()))
-                inputs.append({"series": f"{sample.name}{{{selector}}}",
-                               "values": f"{float(sample.value)!r}+0x5"})
+                inputs.append(
+                    {
+                        "series": f"{sample.name}{{{selector}}}",
+                        "values": f"{float(sample.value)!r}+0x5",
+                    }
+                )
                 key = (sample.labels["model"], sample.labels["version"])
                 totals = sums.setdefault(key, {})
                 totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
@@ -422,16 +497,21 @@ def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
         for (model, version), totals in sorted(sums.items()):
             value = _fleet_value(rule, totals)
             if value is not None:
-                expected.append({"labels": f'{rule}{{model="{model}",version="{version}"}}',
-                                 "value": value})
+                expected.append(
+                    {"labels": f'{rule}{{model="{model}",version="{version}"}}', "value": value}
+                )
         assert expected, rule
         tests.append({"expr": rule, "eval_time": "2m", "exp_samples": expected})
     unit = tmp_path / "rules-test.yml"
-    unit.write_text(json.dumps({  # JSON is YAML
-        "rule_files": [str(ROOT / "deploy/prometheus/recording-rules.yml")],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": inputs, "promql_expr_test": tests}],
-    }))
+    unit.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "rule_files": [str(ROOT / "deploy/prometheus/recording-rules.yml")],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": inputs, "promql_expr_test": tests}],
+            }
+        )
+    )
     result = _promtool("test", "rules", str(unit))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -439,11 +519,13 @@ def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
 def test_drift_estimate_and_calibration_match_the_figures(tmp_path: Path) -> None:
     from predwatch.demo.synthetic import generate, write_jsonl
 
-    settings = Settings.model_validate({
-        "models": {"fraud": {"task": "binary"}},
-        "metrics": {"windows": [{"name": "last_2000", "events": 2000}]},
-        "drift": {"reference": {"first": 1000}, "min_samples": 200},
-    })
+    settings = Settings.model_validate(
+        {
+            "models": {"fraud": {"task": "binary"}},
+            "metrics": {"windows": [{"name": "last_2000", "events": 2000}]},
+            "drift": {"reference": {"first": 1000}, "min_samples": 200},
+        }
+    )
     predictions, labels = generate(6000, seed=5, label_delay=30.0)
     for p in predictions[4000:]:  # a covariate shift the reference never saw
         p["features"]["amount"] *= 5
@@ -454,20 +536,35 @@ def test_drift_estimate_and_calibration_match_the_figures(tmp_path: Path) -> Non
     checked = 0
     for version, entry in figures["models"]["fraud"].items():
         amount = entry["drift"]["data"]["last_2000"]["amount"]
-        labels_ = {"model": "fraud", "version": version, "window": "last_2000",
-                   "feature": "amount"}
+        labels_ = {"model": "fraud", "version": version, "window": "last_2000", "feature": "amount"}
         assert registry.get_sample_value("predwatch_feature_drift_psi", labels_) == amount["psi"]
         assert registry.get_sample_value("predwatch_feature_drift_detected", labels_) == float(
-            amount["drift"])
+            amount["drift"]
+        )
         pending = entry["estimated"]["pending"]["accuracy"]
-        assert registry.get_sample_value("predwatch_estimated_accuracy_ratio", {
-            "model": "fraud", "version": version, "window": "pending"}) == pending
+        assert (
+            registry.get_sample_value(
+                "predwatch_estimated_accuracy_ratio",
+                {"model": "fraud", "version": version, "window": "pending"},
+            )
+            == pending
+        )
         ece = entry["calibration"]["cumulative"]["ece"]
-        assert registry.get_sample_value("predwatch_calibration_error_ratio", {
-            "model": "fraud", "version": version, "window": "cumulative"}) == ece
+        assert (
+            registry.get_sample_value(
+                "predwatch_calibration_error_ratio",
+                {"model": "fraud", "version": version, "window": "cumulative"},
+            )
+            == ece
+        )
         concept = entry["drift"]["concept"]
-        assert registry.get_sample_value("predwatch_concept_drift_total", {
-            "model": "fraud", "version": version, "detector": "adwin"}) == concept["count"]
+        assert (
+            registry.get_sample_value(
+                "predwatch_concept_drift_total",
+                {"model": "fraud", "version": version, "detector": "adwin"},
+            )
+            == concept["count"]
+        )
         checked += 1
     assert checked == 2
     # The shift is large: the majority version's amount drifts in its last 2000.
@@ -487,8 +584,9 @@ def test_segments_and_comparisons_match_the_figures(tmp_path: Path) -> None:
         inside = f["country"] == "BR" and f["amount"] > 60
         wrong = rng.random() < (0.5 if inside else 0.05)
         truth[p["prediction_id"]]["label"] = 1 - p["prediction"] if wrong else p["prediction"]
-    settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}},
-                                        "diagnostics": {"sample_rate": 0.3}})
+    settings = Settings.model_validate(
+        {"models": {"fraud": {"task": "binary"}}, "diagnostics": {"sample_rate": 0.3}}
+    )
     monitor = replay(settings, *write_jsonl(tmp_path, predictions, labels))
     registry = CollectorRegistry()
     registry.register(MonitorCollector(monitor, threading.Lock()))
@@ -497,10 +595,23 @@ def test_segments_and_comparisons_match_the_figures(tmp_path: Path) -> None:
     assert "country" in top["rule"] and "amount" in top["rule"]
     labels_ = {"model": "fraud", "version": "v3", "rank": "1"}
     assert registry.get_sample_value("predwatch_segment_error_ratio", labels_) == top["value"]
-    assert registry.get_sample_value("predwatch_segment_info", {
-        **labels_, "segment_id": top["id"], "rule": top["rule"]}) == 1
+    assert (
+        registry.get_sample_value(
+            "predwatch_segment_info", {**labels_, "segment_id": top["id"], "rule": top["rule"]}
+        )
+        == 1
+    )
     [comparison] = [c for c in figures["comparisons"] if len(c["groups"]) == 2]
     baseline, candidate = comparison["groups"]
-    assert registry.get_sample_value("predwatch_version_comparison_p_value", {
-        "model": "fraud", "metric": comparison["metric"], "baseline": baseline,
-        "candidate": candidate}) == comparison["p_value"]
+    assert (
+        registry.get_sample_value(
+            "predwatch_version_comparison_p_value",
+            {
+                "model": "fraud",
+                "metric": comparison["metric"],
+                "baseline": baseline,
+                "candidate": candidate,
+            },
+        )
+        == comparison["p_value"]
+    )

@@ -103,8 +103,12 @@ CASES = [
         memory=1,
     ),
     # First prediction wins; a repeat while pending is a duplicate.
-    Case("duplicate prediction pending", [Step([p("a", 0), p("a", 1)])],
-         duplicate_predictions=1, pending_predictions=1),
+    Case(
+        "duplicate prediction pending",
+        [Step([p("a", 0), p("a", 1)])],
+        duplicate_predictions=1,
+        pending_predictions=1,
+    ),
     # A repeat after the match is a duplicate too (the id is remembered until its deadline).
     Case(
         "duplicate prediction after match",
@@ -122,8 +126,12 @@ CASES = [
         pending_labels=1,
     ),
     # Repeated labels: while the first waits, after the match, and after expiry of a match.
-    Case("duplicate label pending", [Step([], [lab("a", 0), lab("a", 1)])],
-         duplicate_labels=1, pending_labels=1),
+    Case(
+        "duplicate label pending",
+        [Step([], [lab("a", 0), lab("a", 1)])],
+        duplicate_labels=1,
+        pending_labels=1,
+    ),
     Case(
         "duplicate label after match",
         [Step([p("a", 0)], [lab("a", 5)]), Step([], [lab("a", 6)])],

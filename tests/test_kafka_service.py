@@ -31,23 +31,35 @@ from predwatch.demo.broker import EmbeddedBroker
 from predwatch.demo.synthetic import generate
 from predwatch.service import Service
 
-QUALITY = {"accuracy": "predwatch_accuracy_ratio", "precision": "predwatch_precision_ratio",
-           "recall": "predwatch_recall_ratio", "f1": "predwatch_f1_ratio",
-           "roc_auc": "predwatch_roc_auc_ratio", "log_loss": "predwatch_log_loss",
-           "brier": "predwatch_brier_score"}
+QUALITY = {
+    "accuracy": "predwatch_accuracy_ratio",
+    "precision": "predwatch_precision_ratio",
+    "recall": "predwatch_recall_ratio",
+    "f1": "predwatch_f1_ratio",
+    "roc_auc": "predwatch_roc_auc_ratio",
+    "log_loss": "predwatch_log_loss",
+    "brier": "predwatch_brier_score",
+}
 
 
 def settings_for(broker: EmbeddedBroker, predictions: str, labels: str, group: str) -> Settings:
-    return Settings.model_validate({
-        "models": {"fraud": {"task": "binary"}},
-        # Nothing expires during the test: results depend on the events alone.
-        "join": {"label_timeout": "30d", "grace": "60s", "idle_timeout": "1h"},
-        "metrics": {"windows": [{"name": "1h", "duration": "1h"}], "tags": ["region"]},
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "group_id": group,
-                  "predictions_topic": predictions, "labels_topic": labels,
-                  "session_timeout": "6s", "max_poll_records": 500},
-        "http": {"port": 0},
-    })
+    return Settings.model_validate(
+        {
+            "models": {"fraud": {"task": "binary"}},
+            # Nothing expires during the test: results depend on the events alone.
+            "join": {"label_timeout": "30d", "grace": "60s", "idle_timeout": "1h"},
+            "metrics": {"windows": [{"name": "1h", "duration": "1h"}], "tags": ["region"]},
+            "kafka": {
+                "bootstrap_servers": broker.bootstrap_servers,
+                "group_id": group,
+                "predictions_topic": predictions,
+                "labels_topic": labels,
+                "session_timeout": "6s",
+                "max_poll_records": 500,
+            },
+            "http": {"port": 0},
+        }
+    )
 
 
 def scenario() -> tuple[list[bytes], list[bytes]]:
@@ -56,12 +68,15 @@ def scenario() -> tuple[list[bytes], list[bytes]]:
     start = predictions[0]["timestamp"]
     predictions += [dict(p) for p in predictions[100:110]]  # repeated predictions
     labels = labels[:50] + [dict(x, label=1 - x["label"]) for x in labels[:5]] + labels[50:]
-    labels[60:60] = [{"prediction_id": f"ghost-{i}", "timestamp": start, "label": 1}
-                     for i in range(4)]
+    labels[60:60] = [
+        {"prediction_id": f"ghost-{i}", "timestamp": start, "label": 1} for i in range(4)
+    ]
     encoded_predictions = [json.dumps(p).encode() for p in predictions]
     encoded_labels = [json.dumps(x).encode() for x in labels]
-    encoded_predictions[500:500] = [b"{broken", b'{"prediction_id": "x", "model": "nope", '
-                                    b'"timestamp": 1, "prediction": 1}']
+    encoded_predictions[500:500] = [
+        b"{broken",
+        b'{"prediction_id": "x", "model": "nope", "timestamp": 1, "prediction": 1}',
+    ]
     encoded_labels[700:700] = [b"[]"]
     return encoded_predictions, encoded_labels
 
@@ -73,15 +88,21 @@ def key_of(message: bytes) -> bytes:
         return b"malformed"
 
 
-def produce(broker: EmbeddedBroker, predictions_topic: str, labels_topic: str,
-            predictions: list[bytes], labels: list[bytes]) -> None:
+def produce(
+    broker: EmbeddedBroker,
+    predictions_topic: str,
+    labels_topic: str,
+    predictions: list[bytes],
+    labels: list[bytes],
+) -> None:
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=20)
     for message in predictions:
         producer.send(predictions_topic, key=key_of(message), value=message)
     producer.flush(30)
     producer.close()
-    other = ConfluentProducer({"bootstrap.servers": broker.bootstrap_servers,
-                               "partitioner": "murmur2_random"})  # Kafka's default partitioner
+    other = ConfluentProducer(
+        {"bootstrap.servers": broker.bootstrap_servers, "partitioner": "murmur2_random"}
+    )  # Kafka's default partitioner
     for message in labels:
         other.produce(labels_topic, key=key_of(message), value=message)
     assert other.flush(30) == 0
@@ -90,8 +111,11 @@ def produce(broker: EmbeddedBroker, predictions_topic: str, labels_topic: str,
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def total(samples: dict, name: str) -> float:
@@ -117,9 +141,13 @@ def running_service() -> Iterator[Callable[[Settings], Service]]:
         assert not thread.is_alive(), "the service did not stop within 15 s"
 
 
-def test_metrics_match_replay(kafka_broker: EmbeddedBroker, make_topic: Callable[..., str],
-                              unique_group: Callable[[], str], tmp_path: Path,
-                              running_service: Callable[[Settings], Service]) -> None:
+def test_metrics_match_replay(
+    kafka_broker: EmbeddedBroker,
+    make_topic: Callable[..., str],
+    unique_group: Callable[[], str],
+    tmp_path: Path,
+    running_service: Callable[[Settings], Service],
+) -> None:
     predictions_topic, labels_topic = make_topic("p", partitions=3), make_topic("l", partitions=3)
     settings = settings_for(kafka_broker, predictions_topic, labels_topic, unique_group())
     predictions, labels = scenario()
@@ -135,9 +163,11 @@ def test_metrics_match_replay(kafka_broker: EmbeddedBroker, make_topic: Callable
     deadline = time.monotonic() + 90
     while True:
         samples = scrape(service.url)
-        done = (total(samples, "predwatch_joined_total") == join["matched"]
-                and total(samples, "predwatch_invalid_events_total") == join["invalid"]
-                and total(samples, "predwatch_orphan_labels_total") == join["orphan_labels"])
+        done = (
+            total(samples, "predwatch_joined_total") == join["matched"]
+            and total(samples, "predwatch_invalid_events_total") == join["invalid"]
+            and total(samples, "predwatch_orphan_labels_total") == join["orphan_labels"]
+        )
         if done or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -149,20 +179,31 @@ def test_metrics_match_replay(kafka_broker: EmbeddedBroker, make_topic: Callable
     assert total(samples, "predwatch_pending_labels") == join["pending_labels"]
     assert total(samples, "predwatch_orphan_labels_total") == join["orphan_labels"]
     assert total(samples, "predwatch_invalid_events_total") == join["invalid"]
-    duplicates = {dict(labels)["kind"]: v for (n, labels), v in samples.items()
-                  if n == "predwatch_duplicates_total"}
-    assert duplicates == {"prediction": join["duplicate_predictions"],
-                          "label": join["duplicate_labels"]}
+    duplicates = {
+        dict(labels)["kind"]: v
+        for (n, labels), v in samples.items()
+        if n == "predwatch_duplicates_total"
+    }
+    assert duplicates == {
+        "prediction": join["duplicate_predictions"],
+        "label": join["duplicate_labels"],
+    }
     checked = 0
     for version, report in expected["models"]["fraud"].items():
         scopes: list[tuple[str, str, dict[str, Any]]] = [("", "", report)]
         scopes += [("region", value, r) for value, r in report["tags"]["region"].items()]
         for tag, value, scope in scopes:
-            for window, metrics in [("cumulative", scope["cumulative"]),
-                                    *scope["windows"].items()]:
+            for window, metrics in [("cumulative", scope["cumulative"]), *scope["windows"].items()]:
                 for key, name in QUALITY.items():
-                    labels_ = frozenset({"model": "fraud", "version": version, "window": window,
-                                         "tag": tag, "tag_value": value}.items())
+                    labels_ = frozenset(
+                        {
+                            "model": "fraud",
+                            "version": version,
+                            "window": window,
+                            "tag": tag,
+                            "tag_value": value,
+                        }.items()
+                    )
                     got = samples.get((name, labels_))
                     if metrics[key] is None:
                         assert got is None
@@ -179,14 +220,25 @@ def test_unequal_partition_counts_stop_with_one_line(
 ) -> None:
     predictions_topic, labels_topic = make_topic("p", partitions=3), make_topic("l", partitions=2)
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({
-        "models": {"fraud": {"task": "binary"}},
-        "kafka": {"bootstrap_servers": kafka_broker.bootstrap_servers,
-                  "predictions_topic": predictions_topic, "labels_topic": labels_topic},
-        "http": {"port": 0},
-    }))
-    done = subprocess.run([sys.executable, "-m", "predwatch.cli", "run", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60)
+    config.write_text(
+        json.dumps(
+            {
+                "models": {"fraud": {"task": "binary"}},
+                "kafka": {
+                    "bootstrap_servers": kafka_broker.bootstrap_servers,
+                    "predictions_topic": predictions_topic,
+                    "labels_topic": labels_topic,
+                },
+                "http": {"port": 0},
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "predwatch.cli", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last == (
@@ -226,14 +278,19 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
 def test_broker_down_at_start_then_up_and_sigterm(tmp_path: Path) -> None:
     kafka_port, http_port = free_port(), free_port()
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({
-        "models": {"fraud": {"task": "binary"}},
-        "kafka": {"bootstrap_servers": f"127.0.0.1:{kafka_port}", "session_timeout": "3s"},
-        "http": {"port": http_port},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "models": {"fraud": {"task": "binary"}},
+                "kafka": {"bootstrap_servers": f"127.0.0.1:{kafka_port}", "session_timeout": "3s"},
+                "http": {"port": http_port},
+            }
+        )
+    )
     service = subprocess.Popen(
         [sys.executable, "-m", "predwatch.cli", "run", "--config", str(config)],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{http_port}"
     try:
@@ -245,12 +302,15 @@ def test_broker_down_at_start_then_up_and_sigterm(tmp_path: Path) -> None:
         with EmbeddedBroker(port=kafka_port) as broker:
             broker.create_topics(["predictions", "labels"], partitions=2)
             predictions, labels = generate(200, seed=3, unlabelled=0.0, label_delay=1.0)
-            produce(broker, "predictions", "labels",
-                    [json.dumps(p).encode() for p in predictions],
-                    [json.dumps(x).encode() for x in labels])
+            produce(
+                broker,
+                "predictions",
+                "labels",
+                [json.dumps(p).encode() for p in predictions],
+                [json.dumps(x).encode() for x in labels],
+            )
             assert wait_for(lambda: get(f"{base}/readyz")[0] == 200, 60)
-            assert wait_for(
-                lambda: total(scrape(base), "predwatch_joined_total") == 200, 60)
+            assert wait_for(lambda: total(scrape(base), "predwatch_joined_total") == 200, 60)
             service.send_signal(subprocess.signal.SIGTERM)
             assert service.wait(15) == 0
     finally:

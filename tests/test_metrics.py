@@ -63,8 +63,11 @@ def sk_binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray | None) -> dict
         expected.update(accuracy=None, precision=None, recall=None, f1=None)
     else:
         expected["accuracy"] = accuracy_score(y, pred)
-        for name, metric in (("precision", precision_score), ("recall", recall_score),
-                             ("f1", f1_score)):
+        for name, metric in (
+            ("precision", precision_score),
+            ("recall", recall_score),
+            ("f1", f1_score),
+        ):
             expected[name] = _nan_to_none(
                 metric(y, pred, labels=[0, 1], pos_label=1, zero_division=np.nan)
             )
@@ -89,8 +92,11 @@ def sk_multiclass(
         expected.update(accuracy=None, macro_precision=None, macro_recall=None, macro_f1=None)
     else:
         expected["accuracy"] = accuracy_score(y, pred)
-        for name, metric in (("macro_precision", precision_score),
-                             ("macro_recall", recall_score), ("macro_f1", f1_score)):
+        for name, metric in (
+            ("macro_precision", precision_score),
+            ("macro_recall", recall_score),
+            ("macro_f1", f1_score),
+        ):
             expected[name] = metric(y, pred, average="macro", zero_division=0)
     expected["log_loss"] = None
     if proba is not None:
@@ -204,8 +210,11 @@ def _binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray | None) -> dict[s
 @given(binary_data())
 def test_binary_metrics_match_sklearn(data: tuple[np.ndarray, ...]) -> None:
     y, pred, score = data
-    assert_metrics(_binary(y, pred, score), sk_binary(y, pred, score),
-                   tolerance={"roc_auc": _auc_binning_bound(y, score)})
+    assert_metrics(
+        _binary(y, pred, score),
+        sk_binary(y, pred, score),
+        tolerance={"roc_auc": _auc_binning_bound(y, score)},
+    )
 
 
 @FAST
@@ -214,8 +223,11 @@ def test_binary_score_metrics_cover_only_scored_pairs(data: tuple[np.ndarray, ..
     # NaN marks a prediction that carried no score: confusion metrics count it, score metrics not.
     y, pred, score = data
     scored = ~np.isnan(score)
-    assert_metrics(_binary(y, pred, score), sk_binary(y, pred, score),
-                   tolerance={"roc_auc": _auc_binning_bound(y[scored], score[scored])})
+    assert_metrics(
+        _binary(y, pred, score),
+        sk_binary(y, pred, score),
+        tolerance={"roc_auc": _auc_binning_bound(y[scored], score[scored])},
+    )
 
 
 @dataclass
@@ -241,15 +253,16 @@ BINARY_EDGE_CASES = [
 def test_binary_edge_cases(case: BinaryCase) -> None:
     y, pred = np.array(case.y, np.intp), np.array(case.pred, np.intp)
     score = None if case.score is None else np.array(case.score, np.float64)
-    assert_metrics(_binary(y, pred, score), sk_binary(y, pred, score),
-                   tolerance={"roc_auc": 0.005})
+    assert_metrics(_binary(y, pred, score), sk_binary(y, pred, score), tolerance={"roc_auc": 0.005})
 
 
 def test_binary_metrics_of_no_pairs_are_none() -> None:
     m = binary_metrics(ClassificationStats(), positive=1)
     assert m["count"] == 0
-    assert all(m[k] is None for k in ("accuracy", "precision", "recall", "f1", "log_loss",
-                                      "brier", "roc_auc"))
+    assert all(
+        m[k] is None
+        for k in ("accuracy", "precision", "recall", "f1", "log_loss", "brier", "roc_auc")
+    )
 
 
 # --- ROC AUC from logit-binned histograms -----------------------------------
@@ -273,19 +286,30 @@ AUC_CASES = [
     # Uniform scores, label drawn with that probability: a calibrated, middling model.
     AucCase("uniform_calibrated", lambda rng, y: rng.random(y.size)),
     # Beta-distributed scores, positives skewed high: a typical decent model.
-    AucCase("beta", lambda rng, y: np.where(y == 1, rng.beta(5, 2, y.size),
-                                            rng.beta(2, 5, y.size))),
+    AucCase(
+        "beta", lambda rng, y: np.where(y == 1, rng.beta(5, 2, y.size), rng.beta(2, 5, y.size))
+    ),
     # U-shaped beta scores piled up near 0 and 1.
-    AucCase("beta_u_shaped", lambda rng, y: np.where(y == 1, rng.beta(0.5, 0.1, y.size),
-                                                     rng.beta(0.1, 0.5, y.size))),
+    AucCase(
+        "beta_u_shaped",
+        lambda rng, y: np.where(y == 1, rng.beta(0.5, 0.1, y.size), rng.beta(0.1, 0.5, y.size)),
+    ),
     # A confident classifier: logits around ±6, most scores within 0.01 of 0 or 1.
-    AucCase("confident", lambda rng, y: _logistic(
-        np.where(y == 1, rng.normal(6, 3, y.size), rng.normal(-6, 3, y.size)))),
+    AucCase(
+        "confident",
+        lambda rng, y: _logistic(
+            np.where(y == 1, rng.normal(6, 3, y.size), rng.normal(-6, 3, y.size))
+        ),
+    ),
     # A fraud-style model on rare positives: calibrated scores mostly below 1e-4, and the
     # positives it misses sit in that tail too (scores ~1e-5 .. 1e-7 ranked among negatives).
-    AucCase("fraud_tail", lambda rng, y: _logistic(
-        np.where(y == 1, rng.normal(-5, 4, y.size), rng.normal(-12, 3, y.size))),
-        positive_rate=0.1),
+    AucCase(
+        "fraud_tail",
+        lambda rng, y: _logistic(
+            np.where(y == 1, rng.normal(-5, 4, y.size), rng.normal(-12, 3, y.size))
+        ),
+        positive_rate=0.1,
+    ),
 ]
 
 
@@ -361,8 +385,9 @@ def multiclass_data(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 @FAST
 @given(multiclass_data())
-def test_multiclass_metrics_match_sklearn(data: tuple[np.ndarray, np.ndarray, np.ndarray, int]
-                                          ) -> None:
+def test_multiclass_metrics_match_sklearn(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+) -> None:
     y, pred, weights, k = data
     rows = weights / weights.sum(axis=1, keepdims=True)
     stats = ClassificationStats()
@@ -379,8 +404,10 @@ def test_multiclass_macro_average_skips_classes_never_seen() -> None:
     assert_metrics(multiclass_metrics(stats), sk_multiclass(y, pred, None, 3))
     only_two = ClassificationStats()
     only_two.update(np.array([0, 2, 2]), np.array([2, 2, 0]))
-    assert_metrics(multiclass_metrics(only_two),
-                   sk_multiclass(np.array([0, 2, 2]), np.array([2, 2, 0]), None, 3))
+    assert_metrics(
+        multiclass_metrics(only_two),
+        sk_multiclass(np.array([0, 2, 2]), np.array([2, 2, 0]), None, 3),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -415,8 +442,9 @@ def _regression(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
 @given(regression_data())
 def test_regression_metrics_match_sklearn(data: tuple[np.ndarray, np.ndarray]) -> None:
     y, pred = data
-    assert_metrics(_regression(y, pred), sk_regression(y, pred),
-                   tolerance=_regression_slack(y, pred))
+    assert_metrics(
+        _regression(y, pred), sk_regression(y, pred), tolerance=_regression_slack(y, pred)
+    )
 
 
 @dataclass
@@ -449,11 +477,13 @@ def test_r2_exact_for_large_labels_with_small_spread(
     y = case.offset + rng.normal(0, case.spread, n)
     pred = y + rng.normal(0, case.spread / 2, n)
     stats = RegressionStats()
-    for chunk_y, chunk_p in zip(np.array_split(y, batches), np.array_split(pred, batches),
-                                strict=True):
+    for chunk_y, chunk_p in zip(
+        np.array_split(y, batches), np.array_split(pred, batches), strict=True
+    ):
         stats.update(chunk_y, chunk_p)
-    assert_metrics(regression_metrics(stats), sk_regression(y, pred),
-                   tolerance=_regression_slack(y, pred))
+    assert_metrics(
+        regression_metrics(stats), sk_regression(y, pred), tolerance=_regression_slack(y, pred)
+    )
 
 
 @dataclass
@@ -522,14 +552,26 @@ def _update_regression(stats: RegressionStats, data: Any, rows: slice) -> None:
 
 MERGE_CASES = [
     # Binary confusion, score sums and AUC histograms add up exactly.
-    MergeCase("binary", binary_data(with_missing_scores=True), ClassificationStats,
-              _update_binary, lambda s: binary_metrics(s, positive=1)),
+    MergeCase(
+        "binary",
+        binary_data(with_missing_scores=True),
+        ClassificationStats,
+        _update_binary,
+        lambda s: binary_metrics(s, positive=1),
+    ),
     # Multiclass confusion matrices of different sizes merge (batches see different classes).
-    MergeCase("multiclass", multiclass_data(), ClassificationStats, _update_multiclass,
-              multiclass_metrics),
+    MergeCase(
+        "multiclass", multiclass_data(), ClassificationStats, _update_multiclass, multiclass_metrics
+    ),
     # Regression sums and Chan's merge of label moments.
-    MergeCase("regression", regression_data(), RegressionStats, _update_regression,
-              regression_metrics, lambda d: _regression_slack(d[0], d[1])),
+    MergeCase(
+        "regression",
+        regression_data(),
+        RegressionStats,
+        _update_regression,
+        regression_metrics,
+        lambda d: _regression_slack(d[0], d[1]),
+    ),
 ]
 
 
@@ -561,10 +603,12 @@ def test_split_updates_and_merges_equal_one_update(case: MergeCase, data: st.Dat
         into_first.merge(other)
 
     slack = case.slack(values)
-    for name, stats in (("incremental", incremental), ("merged", merged),
-                        ("into_first", into_first)):
-        assert_metrics(case.report(stats), expected, rel=1e-9, tolerance=slack,
-                       where=f"{name} ")
+    for name, stats in (
+        ("incremental", incremental),
+        ("merged", merged),
+        ("into_first", into_first),
+    ):
+        assert_metrics(case.report(stats), expected, rel=1e-9, tolerance=slack, where=f"{name} ")
         if name != "regression" and "roc_auc" in expected:
             # Histograms add exactly, so AUC is identical, not merely close.
             assert case.report(stats)["roc_auc"] == expected["roc_auc"]
@@ -627,16 +671,18 @@ def _make_pairs(task: str, rng: np.random.Generator, n: int) -> list[Pair]:
         pair = Pair(version, timestamp, region, device, None, None)
         if task == "binary":
             pair.actual = int(rng.random() < 0.4)
-            pair.score = float(np.clip(rng.beta(2 + 3 * pair.actual, 5 - 3 * pair.actual),
-                                       0.001, 0.999))
+            pair.score = float(
+                np.clip(rng.beta(2 + 3 * pair.actual, 5 - 3 * pair.actual), 0.001, 0.999)
+            )
             pair.predicted = int(pair.score > 0.5) if rng.random() < 0.9 else 1 - pair.actual
             if rng.random() < 0.1:
                 pair.score = None
         elif task == "multiclass":
             pair.actual = MULTI_CLASSES[int(rng.integers(0, len(MULTI_CLASSES)))]
             good = rng.random() < 0.6
-            pair.predicted = (pair.actual if good
-                              else MULTI_CLASSES[int(rng.integers(0, len(MULTI_CLASSES)))])
+            pair.predicted = (
+                pair.actual if good else MULTI_CLASSES[int(rng.integers(0, len(MULTI_CLASSES)))]
+            )
             if rng.random() < 0.9:
                 pair.proba = rng.uniform(0.05, 1.0, len(MULTI_CLASSES))
         else:
@@ -651,12 +697,15 @@ def _spell(rng: np.random.Generator, value: Any) -> Any:
     return options[int(rng.integers(0, len(options)))]
 
 
-def _raw_messages(task: str, rng: np.random.Generator, index: int, pair: Pair
-                  ) -> tuple[Raw, Raw]:
+def _raw_messages(task: str, rng: np.random.Generator, index: int, pair: Pair) -> tuple[Raw, Raw]:
     tags = {k: v for k, v in (("region", pair.region), ("device", pair.device)) if v is not None}
-    message: dict[str, Any] = {"prediction_id": f"p{index}", "model": "m",
-                               "model_version": pair.version, "timestamp": pair.timestamp,
-                               "tags": tags}
+    message: dict[str, Any] = {
+        "prediction_id": f"p{index}",
+        "model": "m",
+        "model_version": pair.version,
+        "timestamp": pair.timestamp,
+        "tags": tags,
+    }
     if task == "regression":
         message["prediction"] = pair.predicted
         label: Any = int(pair.actual) if pair.actual == 0 else pair.actual
@@ -666,34 +715,50 @@ def _raw_messages(task: str, rng: np.random.Generator, index: int, pair: Pair
     if pair.score is not None:
         message["score"] = pair.score
     if pair.proba is not None:
-        message["probabilities"] = {str(c): float(p)
-                                    for c, p in zip(MULTI_CLASSES, pair.proba, strict=True)}
-    return Raw(json.dumps(message)), Raw(json.dumps({"prediction_id": f"p{index}",
-                                              "timestamp": pair.timestamp + 60.0,
-                                              "label": label}))
+        message["probabilities"] = {
+            str(c): float(p) for c, p in zip(MULTI_CLASSES, pair.proba, strict=True)
+        }
+    return Raw(json.dumps(message)), Raw(
+        json.dumps(
+            {"prediction_id": f"p{index}", "timestamp": pair.timestamp + 60.0, "label": label}
+        )
+    )
 
 
 def _reference(task: str, pairs: list[Pair]) -> dict[str, Any]:
     if not pairs:
-        return sk_regression(np.array([]), np.array([])) if task == "regression" else (
-            sk_binary(np.array([]), np.array([]), None) if task == "binary"
-            else sk_multiclass([], [], None, len(MULTI_CLASSES)))
+        return (
+            sk_regression(np.array([]), np.array([]))
+            if task == "regression"
+            else (
+                sk_binary(np.array([]), np.array([]), None)
+                if task == "binary"
+                else sk_multiclass([], [], None, len(MULTI_CLASSES))
+            )
+        )
     if task == "regression":
-        return sk_regression(np.array([p.actual for p in pairs]),
-                             np.array([p.predicted for p in pairs]))
+        return sk_regression(
+            np.array([p.actual for p in pairs]), np.array([p.predicted for p in pairs])
+        )
     if task == "binary":
         scores = None
         if any(p.score is not None for p in pairs):
             scores = np.array([np.nan if p.score is None else p.score for p in pairs])
-        return sk_binary(np.array([p.actual for p in pairs]),
-                         np.array([p.predicted for p in pairs]), scores)
+        return sk_binary(
+            np.array([p.actual for p in pairs]), np.array([p.predicted for p in pairs]), scores
+        )
     index = {c: i for i, c in enumerate(MULTI_CLASSES)}
     proba = None
     if any(p.proba is not None for p in pairs):
-        proba = np.array([np.full(len(MULTI_CLASSES), np.nan) if p.proba is None else p.proba
-                          for p in pairs])
-    return sk_multiclass([index[p.actual] for p in pairs], [index[p.predicted] for p in pairs],
-                         proba, len(MULTI_CLASSES))
+        proba = np.array(
+            [np.full(len(MULTI_CLASSES), np.nan) if p.proba is None else p.proba for p in pairs]
+        )
+    return sk_multiclass(
+        [index[p.actual] for p in pairs],
+        [index[p.predicted] for p in pairs],
+        proba,
+        len(MULTI_CLASSES),
+    )
 
 
 def _slack(task: str, pairs: list[Pair]) -> dict[str, float]:
@@ -701,30 +766,47 @@ def _slack(task: str, pairs: list[Pair]) -> dict[str, float]:
     scored = [p for p in pairs if p.score is not None]
     if task == "binary" and scored:
         # A few dozen pairs per scope: one near-tie in a bin already moves AUC by > 0.005.
-        tolerance["roc_auc"] = _auc_binning_bound(np.array([p.actual for p in scored]),
-                                                  np.array([p.score for p in scored]))
+        tolerance["roc_auc"] = _auc_binning_bound(
+            np.array([p.actual for p in scored]), np.array([p.score for p in scored])
+        )
     if task == "regression" and pairs:
-        tolerance.update(_regression_slack(np.array([p.actual for p in pairs]),
-                                           np.array([p.predicted for p in pairs])))
+        tolerance.update(
+            _regression_slack(
+                np.array([p.actual for p in pairs]), np.array([p.predicted for p in pairs])
+            )
+        )
     return tolerance
 
 
-def _check_scope(task: str, entry: dict[str, Any], pairs: list[Pair], clock: float,
-                 where: str) -> None:
+def _check_scope(
+    task: str, entry: dict[str, Any], pairs: list[Pair], clock: float, where: str
+) -> None:
     """Cumulative, count window and time window of one scope against scikit-learn."""
-    assert_metrics(entry["cumulative"], _reference(task, pairs), tolerance=_slack(task, pairs),
-                   where=f"{where} cumulative ")
+    assert_metrics(
+        entry["cumulative"],
+        _reference(task, pairs),
+        tolerance=_slack(task, pairs),
+        where=f"{where} cumulative ",
+    )
     last = pairs[-COUNT_WINDOW:]
-    assert_metrics(entry["windows"]["last"], _reference(task, last),
-                   tolerance=_slack(task, last), where=f"{where} last ")
+    assert_metrics(
+        entry["windows"]["last"],
+        _reference(task, last),
+        tolerance=_slack(task, last),
+        where=f"{where} last ",
+    )
     window = entry["windows"]["recent"]
     start, end = window["start"], window["end"]
     # The window spans `duration`, ends after the clock and starts within one step of it.
     assert math.isclose(end - start, DURATION)
     assert clock - DURATION < start <= clock - DURATION * 11 / 12 + 1e-9
     inside = [p for p in pairs if start <= p.timestamp < end]
-    assert_metrics(window, _reference(task, inside), tolerance=_slack(task, inside),
-                   where=f"{where} recent [{start}, {end}) ")
+    assert_metrics(
+        window,
+        _reference(task, inside),
+        tolerance=_slack(task, inside),
+        where=f"{where} recent [{start}, {end}) ",
+    )
 
 
 @dataclass
@@ -747,21 +829,29 @@ END_TO_END_CASES = [
 
 @pytest.mark.parametrize("case", END_TO_END_CASES, ids=lambda c: f"{c.task}-{c.positive_label}")
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 90), batches=st.integers(1, 6),
-       idle=st.sampled_from([0.0, 0.0, 25.0, 500.0]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 90),
+    batches=st.integers(1, 6),
+    idle=st.sampled_from([0.0, 0.0, 25.0, 500.0]),
+)
 def test_model_metrics_report_matches_sklearn(
     case: EndToEndCase, seed: int, n: int, batches: int, idle: float
 ) -> None:
     rng = np.random.default_rng(seed)
-    config = Settings.model_validate({
-        "models": {"m": {"task": case.task, "positive_label": case.positive_label}},
-        "metrics": {
-            "windows": [{"name": "last", "events": COUNT_WINDOW},
-                        {"name": "recent", "duration": DURATION}],
-            "tags": ["region", "device"],
-            "max_tag_values": MAX_TAG_VALUES,
-        },
-    })
+    config = Settings.model_validate(
+        {
+            "models": {"m": {"task": case.task, "positive_label": case.positive_label}},
+            "metrics": {
+                "windows": [
+                    {"name": "last", "events": COUNT_WINDOW},
+                    {"name": "recent", "duration": DURATION},
+                ],
+                "tags": ["region", "device"],
+                "max_tag_values": MAX_TAG_VALUES,
+            },
+        }
+    )
     decoder = Decoder(config)
     metrics = ModelMetrics(config.models["m"], config.metrics)
     pairs = _make_pairs(case.task, rng, n)
@@ -807,27 +897,39 @@ def test_model_metrics_report_matches_sklearn(
             assert sorted(entry["tags"][tag]) == values, (version, tag)
             for value in values:
                 part = [p for p, m in mine if m[t] == value]
-                _check_scope(case.task, entry["tags"][tag][value], part, report_clock,
-                             f"{version} {tag}={value}")
+                _check_scope(
+                    case.task,
+                    entry["tags"][tag][value],
+                    part,
+                    report_clock,
+                    f"{version} {tag}={value}",
+                )
 
 
 def test_binary_classes_agree_across_spellings() -> None:
     # 1, "1", True and 1.0 are one class; 0, "0", False another: accuracy counts them equal.
-    config = Settings.model_validate({"models": {"m": {"task": "binary"}},
-                                      "metrics": {"windows": []}})
+    config = Settings.model_validate(
+        {"models": {"m": {"task": "binary"}}, "metrics": {"windows": []}}
+    )
     decoder = Decoder(config)
     spellings = [(1, "1"), (True, 1), ("1", 1.0), (0, False), ("0", 0.0), (False, "0")]
     predictions, _ = decoder.predictions(
-        [Raw(json.dumps({"prediction_id": str(i), "model": "m", "timestamp": i,
-                         "prediction": p}))
-         for i, (p, _) in enumerate(spellings)])
+        [
+            Raw(
+                json.dumps({"prediction_id": str(i), "model": "m", "timestamp": i, "prediction": p})
+            )
+            for i, (p, _) in enumerate(spellings)
+        ]
+    )
     labels, _ = decoder.labels(
-        [Raw(json.dumps({"prediction_id": str(i), "timestamp": i, "label": a}))
-         for i, (_, a) in enumerate(spellings)])
+        [
+            Raw(json.dumps({"prediction_id": str(i), "timestamp": i, "label": a}))
+            for i, (_, a) in enumerate(spellings)
+        ]
+    )
     metrics = ModelMetrics(config.models["m"], config.metrics)
     metrics.update(list(zip(predictions, labels, strict=True)), clock=10.0)
     cumulative = metrics.report(10.0)["unversioned"]["cumulative"]
     y = [1, 1, 1, 0, 0, 0]
     assert_metrics(cumulative, sk_binary(np.array(y), np.array(y), None))
     assert cumulative["accuracy"] == 1.0
-

@@ -75,8 +75,9 @@ def test_every_event_has_one_outcome(batches: list) -> None:
     sent = 0
     for predictions, labels, pause, partition in batches:
         now += pause
-        monitor.process(partition, [message(x) for x in predictions],
-                        [message(x) for x in labels], now)
+        monitor.process(
+            partition, [message(x) for x in predictions], [message(x) for x in labels], now
+        )
         sent += len(predictions) + len(labels)
         assert_invariants(monitor)
         c = monitor.counts
@@ -100,8 +101,9 @@ def test_snapshot_round_trip(batches: list, data: st.DataObject) -> None:
         if i == cut:
             resumed = Monitor.restore(SETTINGS, resumed.snapshot())
         for monitor in (straight, resumed):
-            monitor.process(partition, [message(x) for x in predictions],
-                            [message(x) for x in labels], now)
+            monitor.process(
+                partition, [message(x) for x in predictions], [message(x) for x in labels], now
+            )
     assert resumed.summary() == straight.summary()
     assert resumed.model_counts == straight.model_counts
     assert resumed.invalid_reasons == straight.invalid_reasons
@@ -122,8 +124,9 @@ def test_invalid_reasons_are_counted_by_topic() -> None:
     bad = [
         Raw(b"nope"),
         message({"prediction_id": "a", "model": "spam", "timestamp": 0, "prediction": 1}),
-        message({"prediction_id": "b", "model": "fraud", "timestamp": "yesterday",
-                 "prediction": 1}),
+        message(
+            {"prediction_id": "b", "model": "fraud", "timestamp": "yesterday", "prediction": 1}
+        ),
         message({"prediction_id": "c", "model": "price", "timestamp": 0, "prediction": "high"}),
         Raw(b'{"prediction_id": "d", "model": "price", "timestamp": 0, "prediction": NaN}'),
         message({"prediction_id": "e", "model": "fraud", "timestamp": 0}),
@@ -150,11 +153,29 @@ def test_batch_size_does_not_change_results() -> None:
     events = []
     for i in range(300):
         t = rng.uniform(0, 1000)
-        events.append(("p", {"prediction_id": str(i), "model": "fraud", "timestamp": t,
-                             "prediction": rng.randint(0, 1), "score": rng.random()}))
+        events.append(
+            (
+                "p",
+                {
+                    "prediction_id": str(i),
+                    "model": "fraud",
+                    "timestamp": t,
+                    "prediction": rng.randint(0, 1),
+                    "score": rng.random(),
+                },
+            )
+        )
         if rng.random() < 0.8:
-            events.append(("l", {"prediction_id": str(i), "timestamp": t + rng.uniform(0, 50),
-                                 "label": rng.randint(0, 1)}))
+            events.append(
+                (
+                    "l",
+                    {
+                        "prediction_id": str(i),
+                        "timestamp": t + rng.uniform(0, 50),
+                        "label": rng.randint(0, 1),
+                    },
+                )
+            )
     events.sort(key=lambda e: e[1]["timestamp"])
     summaries = []
     for size in (1, 7, 1000):
@@ -162,8 +183,12 @@ def test_batch_size_does_not_change_results() -> None:
         for start in range(0, len(events), size):
             chunk = events[start : start + size]
             now = max(e[1]["timestamp"] for e in chunk)
-            monitor.process(0, [message(e) for k, e in chunk if k == "p"],
-                            [message(e) for k, e in chunk if k == "l"], now)
+            monitor.process(
+                0,
+                [message(e) for k, e in chunk if k == "p"],
+                [message(e) for k, e in chunk if k == "l"],
+                now,
+            )
         summaries.append(monitor.summary())
     # Sums added in another grouping differ in the last bits only.
     for other in summaries[1:]:

@@ -52,8 +52,12 @@ def build(seed: int) -> Scenario:
     for i in range(n):
         model = ("fraud", "species", "price")[i % 3]
         ts = 1_800_000_000 + i * 10
-        pred: dict = {"prediction_id": f"p{i}", "model": model, "model_version": "v1",
-                      "timestamp": ts}
+        pred: dict = {
+            "prediction_id": f"p{i}",
+            "model": model,
+            "model_version": "v1",
+            "timestamp": ts,
+        }
         if model == "fraud":
             score = rng.uniform(0.01, 0.99)
             pred |= {"prediction": int(score > 0.5), "score": score}
@@ -61,8 +65,10 @@ def build(seed: int) -> Scenario:
         elif model == "species":
             weights = [rng.uniform(0.05, 1) for _ in SPECIES]
             probabilities = {c: w / sum(weights) for c, w in zip(SPECIES, weights, strict=True)}
-            pred |= {"prediction": max(probabilities, key=probabilities.__getitem__),
-                     "probabilities": probabilities}
+            pred |= {
+                "prediction": max(probabilities, key=probabilities.__getitem__),
+                "probabilities": probabilities,
+            }
             truth = rng.choice(SPECIES)
         else:
             value = rng.uniform(10, 100)
@@ -81,11 +87,15 @@ def build(seed: int) -> Scenario:
         # else: never labelled
     matched = sum(len(v) for v in s.pairs.values())
     # Duplicates: a repeated prediction and a repeated label of a matched pair, a little later.
-    dup_preds = [dict(pr, timestamp=pr["timestamp"] + 50, prediction=pr["prediction"])
-                 for pr, _ in s.pairs["fraud"][:7]]
+    dup_preds = [
+        dict(pr, timestamp=pr["timestamp"] + 50, prediction=pr["prediction"])
+        for pr, _ in s.pairs["fraud"][:7]
+    ]
     dup_labels = [dict(lb, timestamp=lb["timestamp"] + 3) for _, lb in s.pairs["price"][:6]]
-    orphans = [{"prediction_id": f"ghost{i}", "timestamp": 1_800_000_000 + i * 500, "label": 1}
-               for i in range(5)]
+    orphans = [
+        {"prediction_id": f"ghost{i}", "timestamp": 1_800_000_000 + i * 500, "label": 1}
+        for i in range(5)
+    ]
     preds += dup_preds
     labels += dup_labels + orphans
     # Each topic arrives roughly, not exactly, in time order.
@@ -96,13 +106,16 @@ def build(seed: int) -> Scenario:
     malformed_predictions = [
         "{not json",
         json.dumps({"prediction_id": "bad1", "model": "weather", "timestamp": 1, "prediction": 1}),
-        json.dumps({"prediction_id": "bad2", "model": "price", "timestamp": 1,
-                    "prediction": "a lot"}),
+        json.dumps(
+            {"prediction_id": "bad2", "model": "price", "timestamp": 1, "prediction": "a lot"}
+        ),
         '{"prediction_id": "bad3", "model": "price", "timestamp": 1, "prediction": NaN}',
         json.dumps({"model": "fraud", "timestamp": 1, "prediction": 1}),
     ]
-    malformed_labels = ["[1, 2]", json.dumps({"prediction_id": "p1", "timestamp": "soon",
-                                              "label": 1})]
+    malformed_labels = [
+        "[1, 2]",
+        json.dumps({"prediction_id": "p1", "timestamp": "soon", "label": 1}),
+    ]
     for line in malformed_predictions:
         s.predictions.insert(rng.randrange(len(s.predictions)), line)
     for line in malformed_labels:
@@ -128,10 +141,23 @@ def run_replay(tmp_path: Path, scenario: Scenario) -> tuple[dict, dict]:
     (tmp_path / "l.jsonl").write_text("\n".join(scenario.labels) + "\n")
     out = tmp_path / "summary.json"
     done = subprocess.run(
-        [sys.executable, "-m", "predwatch.cli", "replay", "--config", str(tmp_path / "config.yaml"),
-         "--predictions", str(tmp_path / "p.jsonl"), "--labels", str(tmp_path / "l.jsonl"),
-         "--summary-json", str(out)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "predwatch.cli",
+            "replay",
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--predictions",
+            str(tmp_path / "p.jsonl"),
+            "--labels",
+            str(tmp_path / "l.jsonl"),
+            "--summary-json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout), json.loads(out.read_text())
 
@@ -143,10 +169,19 @@ def test_replay_counts_and_metrics(tmp_path: Path, seed: int) -> None:
     assert summary == written  # --summary-json writes the same document
     join = summary["join"]
     # The invariants: every valid event has exactly one outcome.
-    assert join["predictions"] == (join["matched"] + join["unlabelled"]
-                                   + join["pending_predictions"] + join["duplicate_predictions"])
-    assert join["labels"] == (join["matched"] + join["orphan_labels"] + join["late_labels"]
-                              + join["duplicate_labels"] + join["pending_labels"])
+    assert join["predictions"] == (
+        join["matched"]
+        + join["unlabelled"]
+        + join["pending_predictions"]
+        + join["duplicate_predictions"]
+    )
+    assert join["labels"] == (
+        join["matched"]
+        + join["orphan_labels"]
+        + join["late_labels"]
+        + join["duplicate_labels"]
+        + join["pending_labels"]
+    )
     expected = scenario.expected
     for key, value in expected.items():
         if "+" in key:
@@ -197,8 +232,10 @@ def check_multiclass(report: dict, pairs: list[tuple[dict, dict]]) -> None:
     last = in_arrival_order(pairs)[-50:]
     window = report["windows"]["last_50"]
     assert window["count"] == 50
-    assert close(window["accuracy"], skm.accuracy_score(
-        [lb["label"] for _, lb in last], [pr["prediction"] for pr, _ in last]))
+    assert close(
+        window["accuracy"],
+        skm.accuracy_score([lb["label"] for _, lb in last], [pr["prediction"] for pr, _ in last]),
+    )
 
 
 def check_regression(report: dict, pairs: list[tuple[dict, dict]]) -> None:
@@ -217,9 +254,20 @@ def check_regression(report: dict, pairs: list[tuple[dict, dict]]) -> None:
 def test_replay_reports_problems_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(CONFIG)
     done = subprocess.run(
-        [sys.executable, "-m", "predwatch.cli", "replay", "--config", str(tmp_path / "config.yaml"),
-         "--predictions", str(tmp_path / "missing.jsonl"), "--labels", str(tmp_path / "l.jsonl")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "predwatch.cli",
+            "replay",
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--predictions",
+            str(tmp_path / "missing.jsonl"),
+            "--labels",
+            str(tmp_path / "l.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert "missing.jsonl: no such file" in done.stderr

@@ -115,8 +115,13 @@ class AlertEngine:
         last = self._evaluated_at
         return last is None or now - last >= self._settings.evaluate_every
 
-    def evaluate(self, summary: Mapping[str, Any], now: float, extra: Extra | None = None,
-                 context: Context | None = None) -> list[Transition]:
+    def evaluate(
+        self,
+        summary: Mapping[str, Any],
+        now: float,
+        extra: Extra | None = None,
+        context: Context | None = None,
+    ) -> list[Transition]:
         """Evaluate every rule at ``now``; the state changes, in rule and key order."""
         rules = {rule.name: rule for rule in self._settings.all_rules()}
         observed = observe_all(list(rules.values()), summary, extra)
@@ -149,15 +154,19 @@ class AlertEngine:
         return transitions
 
     def _forgotten(self, phase: Phase, now: float) -> bool:
-        return (phase.state == "resolved" and phase.ends_at is not None
-                and now - phase.ends_at >= self._keep_resolved)
+        return (
+            phase.state == "resolved"
+            and phase.ends_at is not None
+            and now - phase.ends_at >= self._keep_resolved
+        )
 
     def _end(self, key: AlertKey, alert: _Alert, now: float) -> list[Transition]:
         before = alert.phase.state
         del self._alerts[key]
         if before == "firing":
-            alert.phase = Phase("resolved", alert.phase.active_since, alert.phase.starts_at,
-                                ends_at=now)
+            alert.phase = Phase(
+                "resolved", alert.phase.active_since, alert.phase.starts_at, ends_at=now
+            )
         elif before == "pending":
             alert.phase = Phase()
         else:
@@ -167,18 +176,36 @@ class AlertEngine:
     def active(self) -> list[ActiveAlert]:
         """The pending and firing alerts, in rule and key order."""
         return [
-            ActiveAlert(key.rule, a.phase.state, a.labels, a.annotations, a.value, a.threshold,
-                        a.phase.active_since or 0.0, a.phase.starts_at, a.fingerprint)
-            for key, a in self._alerts.items() if a.phase.state in ("pending", "firing")
+            ActiveAlert(
+                key.rule,
+                a.phase.state,
+                a.labels,
+                a.annotations,
+                a.value,
+                a.threshold,
+                a.phase.active_since or 0.0,
+                a.phase.starts_at,
+                a.fingerprint,
+            )
+            for key, a in self._alerts.items()
+            if a.phase.state in ("pending", "firing")
         ]
 
     def state(self) -> dict[str, Any]:
         """Every alert not inactive (resolved ones for ``keep_resolved``), JSON-ready."""
         alerts = [
-            {"rule": key.rule, "state": a.phase.state, "labels": a.labels,
-             "annotations": a.annotations, "value": a.value, "threshold": a.threshold,
-             "since": a.phase.active_since, "starts_at": a.phase.starts_at,
-             "ends_at": a.phase.ends_at, "fingerprint": a.fingerprint}
+            {
+                "rule": key.rule,
+                "state": a.phase.state,
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "value": a.value,
+                "threshold": a.threshold,
+                "since": a.phase.active_since,
+                "starts_at": a.phase.starts_at,
+                "ends_at": a.phase.ends_at,
+                "fingerprint": a.fingerprint,
+            }
             for key, a in self._alerts.items()
         ]
         return {"evaluated_at": self._evaluated_at, "alerts": alerts}
@@ -186,9 +213,19 @@ class AlertEngine:
 
 def _transition(key: AlertKey, alert: _Alert, before: State, now: float) -> Transition:
     phase = alert.phase
-    return Transition(key.rule, dict(alert.labels), dict(alert.annotations), before,
-                      phase.state, alert.value, alert.threshold, now, phase.starts_at,
-                      phase.ends_at, alert.fingerprint)
+    return Transition(
+        key.rule,
+        dict(alert.labels),
+        dict(alert.annotations),
+        before,
+        phase.state,
+        alert.value,
+        alert.threshold,
+        now,
+        phase.starts_at,
+        phase.ends_at,
+        alert.fingerprint,
+    )
 
 
 def _labels(rule: RuleSettings, key: AlertKey) -> dict[str, str]:
@@ -196,8 +233,9 @@ def _labels(rule: RuleSettings, key: AlertKey) -> dict[str, str]:
     if key.tag:
         labels[key.tag] = key.tag_value
     labels.update(alertname=rule.name, severity=rule.severity)
-    labels.update((name, getattr(key, name)) for name in ("model", "version", "window")
-                  if getattr(key, name))
+    labels.update(
+        (name, getattr(key, name)) for name in ("model", "version", "window") if getattr(key, name)
+    )
     return dict(sorted(labels.items()))
 
 
@@ -239,17 +277,28 @@ def render(template: str, variables: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), template)
 
 
-def render_annotations(rule: RuleSettings, key: AlertKey, observation: Observation | None,
-                       context: Context | None = None) -> dict[str, str]:
+def render_annotations(
+    rule: RuleSettings,
+    key: AlertKey,
+    observation: Observation | None,
+    context: Context | None = None,
+) -> dict[str, str]:
     """The rule's annotations (a default ``summary`` if it has none) for one key."""
     unit = FIGURES[rule.metric].unit if rule.metric in FIGURES else "number"
     samples = None if observation is None else observation.samples
     variables = {
         **((context or {}).get((key.model, key.version)) or {}),
-        "alertname": rule.name, "rule": rule.name, "severity": rule.severity,
-        "metric": rule.metric, "model": key.model, "version": key.version,
-        "window": key.window, "tag": key.tag, "tag_value": key.tag_value,
-        "scope": _scope_text(key), "direction": rule.direction,
+        "alertname": rule.name,
+        "rule": rule.name,
+        "severity": rule.severity,
+        "metric": rule.metric,
+        "model": key.model,
+        "version": key.version,
+        "window": key.window,
+        "tag": key.tag,
+        "tag_value": key.tag_value,
+        "scope": _scope_text(key),
+        "direction": rule.direction,
         "value": format_value(None if observation is None else observation.value, unit),
         "threshold": format_value(rule.threshold, unit),
         "clear": format_value(rule.clear_at, unit),
@@ -268,6 +317,5 @@ def _scope_text(key: AlertKey) -> str:
     if key.window:
         parts.append(f"window {key.window}")
     if key.tag:
-        parts.append(f"{key.tag}={key.tag_value}" if key.model else
-                     f"{key.tag} {key.tag_value}")
+        parts.append(f"{key.tag}={key.tag_value}" if key.model else f"{key.tag} {key.tag_value}")
     return ", ".join(parts) or "predwatch"

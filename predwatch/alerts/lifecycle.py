@@ -25,12 +25,17 @@ from predwatch.alerts.settings import RuleSettings
 State = Literal["inactive", "pending", "firing", "resolved"]
 Signal = Literal["breach", "hold", "ok"]
 
-ALLOWED: frozenset[tuple[State, State]] = frozenset({
-    ("inactive", "pending"), ("inactive", "firing"),  # firing at once when `for` is 0
-    ("pending", "firing"), ("pending", "inactive"),
-    ("firing", "resolved"),
-    ("resolved", "pending"), ("resolved", "firing"),
-})
+ALLOWED: frozenset[tuple[State, State]] = frozenset(
+    {
+        ("inactive", "pending"),
+        ("inactive", "firing"),  # firing at once when `for` is 0
+        ("pending", "firing"),
+        ("pending", "inactive"),
+        ("firing", "resolved"),
+        ("resolved", "pending"),
+        ("resolved", "firing"),
+    }
+)
 """Every state change ``advance`` can make (a resolved alert is later forgotten silently)."""
 
 
@@ -64,8 +69,7 @@ class Phase:
     ends_at: float | None = None  # resolved at
 
 
-def advance(phase: Phase, signal: Signal, now: float, for_: float,
-            keep_firing_for: float) -> Phase:
+def advance(phase: Phase, signal: Signal, now: float, for_: float, keep_firing_for: float) -> Phase:
     """The phase after one evaluation at ``now`` that saw ``signal``.
 
     Fires once the condition has held for ``for_``; a firing alert resolves once the

@@ -49,8 +49,9 @@ class Observation:
     samples: int | None
 
 
-def observe(rule: RuleSettings, summary: Mapping[str, Any],
-            extra: Extra | None = None) -> Iterator[Observation]:
+def observe(
+    rule: RuleSettings, summary: Mapping[str, Any], extra: Extra | None = None
+) -> Iterator[Observation]:
     """Every key ``rule`` matches in ``summary`` and ``extra`` with a defined value."""
     figure = FIGURES.get(rule.metric)
     if figure is None:
@@ -66,8 +67,9 @@ def observe(rule: RuleSettings, summary: Mapping[str, Any],
         yield from _global_figure(rule, figure, extra.get(rule.metric))
 
 
-def observe_all(rules: list[RuleSettings], summary: Mapping[str, Any],
-                extra: Extra | None = None) -> dict[AlertKey, Observation]:
+def observe_all(
+    rules: list[RuleSettings], summary: Mapping[str, Any], extra: Extra | None = None
+) -> dict[AlertKey, Observation]:
     """Observations of every rule, keyed and in rule order."""
     return {o.key: o for rule in rules for o in observe(rule, summary, extra)}
 
@@ -91,8 +93,7 @@ def _observation(key: AlertKey, value: Any, samples: Any) -> Iterator[Observatio
         yield Observation(key, number, None if samples is None else int(count or 0))
 
 
-def _models(rule: RuleSettings,
-            models: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+def _models(rule: RuleSettings, models: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
     for model in sorted(models):
         if _matches(rule.model, model) and isinstance(models[model], Mapping):
             for version in sorted(models[model]):

@@ -58,8 +58,7 @@ class Figure:
 
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "binary": ("count", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier"),
-    "multiclass": ("count", "accuracy", "macro_precision", "macro_recall", "macro_f1",
-                   "log_loss"),
+    "multiclass": ("count", "accuracy", "macro_precision", "macro_recall", "macro_f1", "log_loss"),
     "regression": ("count", "mae", "rmse", "mape", "r2", "bias"),
 }
 JOIN_COUNTS = ("unlabelled", "orphan_labels", "late_labels", "invalid", "pending_predictions")
@@ -67,7 +66,8 @@ JOIN_COUNTS = ("unlabelled", "orphan_labels", "late_labels", "invalid", "pending
 FIGURES: dict[str, Figure] = {
     **{
         name: Figure("window", True, frozenset(t for t, ms in TASK_METRICS.items() if name in ms))
-        for names in TASK_METRICS.values() for name in names
+        for names in TASK_METRICS.values()
+        for name in names
     },
     "label_coverage": Figure("global", True),  # matched / (matched + unlabelled)
     **{name: Figure("global", True) for name in JOIN_COUNTS},
@@ -108,16 +108,22 @@ class RuleSettings(_Section):
         if (self.below is None) == (self.above is None):
             problem = "give exactly one of 'below' or 'above' (the threshold)"
         elif self.clear is not None and self.below is not None and self.clear < self.below:
-            problem = (f"'clear' ({self.clear:g}) must be at or above 'below' ({self.below:g}): "
-                       "the alert resolves once the value has recovered to 'clear'")
+            problem = (
+                f"'clear' ({self.clear:g}) must be at or above 'below' ({self.below:g}): "
+                "the alert resolves once the value has recovered to 'clear'"
+            )
         elif self.clear is not None and self.above is not None and self.clear > self.above:
-            problem = (f"'clear' ({self.clear:g}) must be at or below 'above' ({self.above:g}): "
-                       "the alert resolves once the value has recovered to 'clear'")
+            problem = (
+                f"'clear' ({self.clear:g}) must be at or below 'above' ({self.above:g}): "
+                "the alert resolves once the value has recovered to 'clear'"
+            )
         elif reserved := sorted(RESERVED_LABELS & self.labels.keys()):
             problem = f"'labels' may not set {', '.join(reserved)}: predwatch sets them"
         elif isinstance(self.tags, dict) and len(self.tags) != 1:
-            problem = ("'tags' selects one tag, e.g. {region: eu} or {region: '*'} "
-                       "(metrics are split per tag, not per combination of tags)")
+            problem = (
+                "'tags' selects one tag, e.g. {region: eu} or {region: '*'} "
+                "(metrics are split per tag, not per combination of tags)"
+            )
         if problem:
             raise ValueError(f"rule '{self.name}': {problem}")
         return self
@@ -151,11 +157,18 @@ class _Builtin(_Section):
     labels: dict[LabelName, str] = Field(default_factory=dict)
 
     def _rule(self, name: str, metric: str, summary: str, **fields: Any) -> RuleSettings:
-        return RuleSettings.model_validate({
-            "name": name, "metric": metric, "severity": self.severity, "for": self.for_,
-            "keep_firing_for": self.keep_firing_for, "labels": self.labels,
-            "annotations": {"summary": summary}, **fields,
-        })
+        return RuleSettings.model_validate(
+            {
+                "name": name,
+                "metric": metric,
+                "severity": self.severity,
+                "for": self.for_,
+                "keep_firing_for": self.keep_firing_for,
+                "labels": self.labels,
+                "annotations": {"summary": summary},
+                **fields,
+            }
+        )
 
 
 class ConceptDriftRule(_Builtin):
@@ -164,9 +177,13 @@ class ConceptDriftRule(_Builtin):
     keep_firing_for: Duration = 3600.0  # a detection is a moment; keep it visible
 
     def to_rule(self) -> RuleSettings:
-        return self._rule("ConceptDriftDetected", "concept_drift",
-                          "Concept drift detected for {{model}} {{version}}",
-                          above=0.5, min_samples=0)
+        return self._rule(
+            "ConceptDriftDetected",
+            "concept_drift",
+            "Concept drift detected for {{model}} {{version}}",
+            above=0.5,
+            min_samples=0,
+        )
 
 
 class FeatureDriftRule(_Builtin):
@@ -176,9 +193,13 @@ class FeatureDriftRule(_Builtin):
     max_features: int = Field(default=0, ge=0)
 
     def to_rule(self) -> RuleSettings:
-        return self._rule("FeatureDriftDetected", "feature_drift",
-                          "{{value}} features of {{model}} {{version}} drift",
-                          above=float(self.max_features), min_samples=0)
+        return self._rule(
+            "FeatureDriftDetected",
+            "feature_drift",
+            "{{value}} features of {{model}} {{version}} drift",
+            above=float(self.max_features),
+            min_samples=0,
+        )
 
 
 class LabelCoverageRule(_Builtin):
@@ -192,15 +213,20 @@ class LabelCoverageRule(_Builtin):
     @model_validator(mode="after")
     def _clear_above(self) -> LabelCoverageRule:
         if self.clear is not None and self.clear < self.below:
-            raise ValueError(f"'clear' ({self.clear:g}) must be at or above 'below' "
-                             f"({self.below:g})")
+            raise ValueError(
+                f"'clear' ({self.clear:g}) must be at or above 'below' ({self.below:g})"
+            )
         return self
 
     def to_rule(self) -> RuleSettings:
-        return self._rule("LabelCoverageLow", "label_coverage",
-                          "Label coverage is {{value}} (< {{threshold}}): predictions "
-                          "expire without a label",
-                          below=self.below, clear=self.clear, min_samples=self.min_samples)
+        return self._rule(
+            "LabelCoverageLow",
+            "label_coverage",
+            "Label coverage is {{value}} (< {{threshold}}): predictions expire without a label",
+            below=self.below,
+            clear=self.clear,
+            min_samples=self.min_samples,
+        )
 
 
 class ConsumerLagRule(_Builtin):
@@ -210,9 +236,13 @@ class ConsumerLagRule(_Builtin):
     above: float = Field(default=10_000, ge=0)
 
     def to_rule(self) -> RuleSettings:
-        return self._rule("ConsumerLagHigh", "consumer_lag",
-                          "Consumer lag of {{scope}} is {{value}} messages (> {{threshold}})",
-                          above=self.above, min_samples=0)
+        return self._rule(
+            "ConsumerLagHigh",
+            "consumer_lag",
+            "Consumer lag of {{scope}} is {{value}} messages (> {{threshold}})",
+            above=self.above,
+            min_samples=0,
+        )
 
 
 class NoEventsRule(_Builtin):
@@ -221,9 +251,13 @@ class NoEventsRule(_Builtin):
     after: Duration = 600.0
 
     def to_rule(self) -> RuleSettings:
-        return self._rule("NoEvents", "seconds_since_last_event",
-                          "No events for {{value}} (more than {{threshold}})",
-                          above=self.after, min_samples=0)
+        return self._rule(
+            "NoEvents",
+            "seconds_since_last_event",
+            "No events for {{value}} (more than {{threshold}})",
+            above=self.after,
+            min_samples=0,
+        )
 
 
 Switch = BeforeValidator(_switch)
@@ -234,14 +268,18 @@ class BuiltinSettings(_Section):
 
     concept_drift: Annotated[ConceptDriftRule, Switch] = Field(default_factory=ConceptDriftRule)
     feature_drift: Annotated[FeatureDriftRule, Switch] = Field(default_factory=FeatureDriftRule)
-    label_coverage: Annotated[LabelCoverageRule, Switch] = Field(
-        default_factory=LabelCoverageRule)
+    label_coverage: Annotated[LabelCoverageRule, Switch] = Field(default_factory=LabelCoverageRule)
     consumer_lag: Annotated[ConsumerLagRule, Switch] = Field(default_factory=ConsumerLagRule)
     no_events: Annotated[NoEventsRule, Switch] = Field(default_factory=NoEventsRule)
 
     def rules(self) -> list[RuleSettings]:
-        switches = (self.concept_drift, self.feature_drift, self.label_coverage,
-                    self.consumer_lag, self.no_events)
+        switches = (
+            self.concept_drift,
+            self.feature_drift,
+            self.label_coverage,
+            self.consumer_lag,
+            self.no_events,
+        )
         return [switch.to_rule() for switch in switches if switch.enabled]
 
 
@@ -258,8 +296,10 @@ class AlertSettings(_Section):
         names = [rule.name for rule in self.all_rules()]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"rule names must be unique (built-in rules included); "
-                             f"repeated: {', '.join(repeated)}")
+            raise ValueError(
+                f"rule names must be unique (built-in rules included); "
+                f"repeated: {', '.join(repeated)}"
+            )
         return self
 
     def all_rules(self) -> list[RuleSettings]:
@@ -286,23 +326,27 @@ def _rule_problems(rule: RuleSettings, settings: Settings) -> list[str]:
         return [f"unknown metric {rule.metric!r}; known: {', '.join(known)}"]
     problems = []
     if rule.model != "*" and model is None:
-        problems.append(f"unknown model {rule.model!r}; configured models: "
-                        f"{', '.join(settings.models)} (or '*' for every model)")
+        problems.append(
+            f"unknown model {rule.model!r}; configured models: "
+            f"{', '.join(settings.models)} (or '*' for every model)"
+        )
     if figure.scope == "global" and (rule.model != "*" or rule.version != "*"):
-        problems.append(f"metric {rule.metric!r} is one figure for all models; "
-                        "remove 'model' and 'version'")
+        problems.append(
+            f"metric {rule.metric!r} is one figure for all models; remove 'model' and 'version'"
+        )
     windows = ["cumulative", *(w.name for w in settings.metrics.windows)]
     if figure.scope != "window" and rule.window != "cumulative":
         problems.append(f"metric {rule.metric!r} is not kept per window; remove 'window'")
     elif rule.window not in windows:
-        problems.append(f"unknown window {rule.window!r}; configured windows: "
-                        f"{', '.join(windows)}")
+        problems.append(f"unknown window {rule.window!r}; configured windows: {', '.join(windows)}")
     if figure.scope == "window":
         candidates = [model] if model else list(settings.models.values())
         if not any(m.task in figure.tasks for m in candidates):
             whose = f"model {rule.model!r}" if model else "any configured model"
-            problems.append(f"metric {rule.metric!r} is only computed for "
-                            f"{' and '.join(sorted(figure.tasks))} models, not for {whose}")
+            problems.append(
+                f"metric {rule.metric!r} is only computed for "
+                f"{' and '.join(sorted(figure.tasks))} models, not for {whose}"
+            )
     problems.extend(_tag_problems(rule, figure, settings))
     return problems
 
@@ -319,8 +363,14 @@ def _tag_problems(rule: RuleSettings, figure: Figure, settings: Settings) -> lis
     if not allowed:
         return ["'tags' needs metrics split by tag; list the tags under 'metrics.tags'"]
     names = allowed if rule.tags == "*" else list(rule.tags)
-    problems = [f"unknown tag {name!r}; split by: {', '.join(allowed)}"
-                for name in names if name not in allowed]
-    problems += [f"tag {name!r} would become a label that is already set; rename one of them"
-                 for name in names if name in RESERVED_LABELS or name in rule.labels]
+    problems = [
+        f"unknown tag {name!r}; split by: {', '.join(allowed)}"
+        for name in names
+        if name not in allowed
+    ]
+    problems += [
+        f"tag {name!r} would become a label that is already set; rename one of them"
+        for name in names
+        if name in RESERVED_LABELS or name in rule.labels
+    ]
     return problems

@@ -38,8 +38,10 @@ class DeadLetters:
             if isinstance(value, dict):
                 value = json.dumps(value)
             payload = value.encode() if isinstance(value, str) else value
-            headers = [("predwatch.reason", item.reason.encode()),
-                       ("predwatch.topic", item.topic.encode())]
+            headers = [
+                ("predwatch.reason", item.reason.encode()),
+                ("predwatch.topic", item.topic.encode()),
+            ]
             try:
                 future = self._producer.send(self._topic, value=payload, headers=headers)
             except KafkaError as error:

@@ -115,7 +115,8 @@ def _batches(
     """Slices of both files, one grace period of arrival time each, with the clock at its end."""
     decoder = monitor.decoder
     files: tuple[_File[Prediction], _File[Label]] = (
-        _File(p_lines, decoder.predictions), _File(l_lines, decoder.labels)
+        _File(p_lines, decoder.predictions),
+        _File(l_lines, decoder.labels),
     )
     step = settings.join.grace or 1.0
     now = -math.inf

@@ -151,8 +151,11 @@ class KafkaSource:
                 continue
             self._check_partitions({t: len(p) for t, p in counts.items() if p})
             consumer.subscribe(list(self._topics()), listener=_Rebalance(self))
-            self._say(f"consuming {' and '.join(self._topics())} from {kafka.bootstrap_servers}",
-                      ready=True, level=logging.INFO)
+            self._say(
+                f"consuming {' and '.join(self._topics())} from {kafka.bootstrap_servers}",
+                ready=True,
+                level=logging.INFO,
+            )
             return consumer
         return None
 

@@ -43,23 +43,25 @@ JOIN_TIMEOUT = 15.0  # seconds to wait for a thread to end
 
 def demo_settings(bootstrap_servers: str, http_port: int = 0) -> Settings:
     """The demo's settings: model ``credit`` (binary), short timeouts, a fresh consumer group."""
-    return Settings.model_validate({
-        "models": {MODEL: {"task": "binary"}},
-        "join": {"label_timeout": 30.0, "grace": 2.0, "idle_timeout": 5.0},
-        "metrics": {
-            "windows": [{"name": "last_500", "events": 500}, {"name": "30s", "duration": 30.0}],
-            "tags": ["region"],
-        },
-        "kafka": {
-            "bootstrap_servers": bootstrap_servers,
-            "group_id": f"predwatch-demo-{uuid.uuid4().hex[:12]}",
-            "predictions_topic": PREDICTIONS_TOPIC,
-            "labels_topic": LABELS_TOPIC,
-            # A group join on the embedded broker takes about half the session timeout.
-            "session_timeout": 3.0,
-        },
-        "http": {"host": "127.0.0.1", "port": http_port},
-    })
+    return Settings.model_validate(
+        {
+            "models": {MODEL: {"task": "binary"}},
+            "join": {"label_timeout": 30.0, "grace": 2.0, "idle_timeout": 5.0},
+            "metrics": {
+                "windows": [{"name": "last_500", "events": 500}, {"name": "30s", "duration": 30.0}],
+                "tags": ["region"],
+            },
+            "kafka": {
+                "bootstrap_servers": bootstrap_servers,
+                "group_id": f"predwatch-demo-{uuid.uuid4().hex[:12]}",
+                "predictions_topic": PREDICTIONS_TOPIC,
+                "labels_topic": LABELS_TOPIC,
+                # A group join on the embedded broker takes about half the session timeout.
+                "session_timeout": 3.0,
+            },
+            "http": {"host": "127.0.0.1", "port": http_port},
+        }
+    )
 
 
 class _Worker(threading.Thread):
@@ -114,8 +116,10 @@ def _ratio(value: Any) -> str:
 class _LiveView:
     """Prints one line of the service's figures per call, with the rate since the last one."""
 
-    HEADER = (f"{'time':>6} {'events/s':>9} {'joined':>8} {'pending':>8} {'unlabelled':>10} "
-              f"{'invalid':>7} {'accuracy':>8} {WINDOWS[0]:>8} {WINDOWS[1]:>6}")
+    HEADER = (
+        f"{'time':>6} {'events/s':>9} {'joined':>8} {'pending':>8} {'unlabelled':>10} "
+        f"{'invalid':>7} {'accuracy':>8} {WINDOWS[0]:>8} {WINDOWS[1]:>6}"
+    )
 
     def __init__(self, service: Service, out: TextIO) -> None:
         self._service = service
@@ -138,9 +142,12 @@ class _LiveView:
         self._last_time, self._last_events = elapsed, events
         if self.lines == 0:
             print(self.HEADER, file=self._out)
-        print(f"{elapsed:>5.0f}s {rate:>9.0f} {row[0]:>8} {row[1]:>8} {row[2]:>10} {row[3]:>7} "
-              f"{_ratio(cumulative):>8} {_ratio(windows[0]):>8} {_ratio(windows[1]):>6}",
-              file=self._out, flush=True)
+        print(
+            f"{elapsed:>5.0f}s {rate:>9.0f} {row[0]:>8} {row[1]:>8} {row[2]:>10} {row[3]:>7} "
+            f"{_ratio(cumulative):>8} {_ratio(windows[0]):>8} {_ratio(windows[1]):>6}",
+            file=self._out,
+            flush=True,
+        )
         self.lines += 1
 
 
@@ -176,22 +183,37 @@ def run_demo(
         with EmbeddedBroker() as broker:
             broker.create_topics([PREDICTIONS_TOPIC, LABELS_TOPIC], partitions=PARTITIONS)
             service = Service(demo_settings(broker.bootstrap_servers, http_port))
-            simulator = Simulator(traffic, broker.bootstrap_servers,
-                                  PREDICTIONS_TOPIC, LABELS_TOPIC)
-            print(f"predwatch demo: broker {broker.bootstrap_servers}, topics "
-                  f"{PREDICTIONS_TOPIC} and {LABELS_TOPIC} ({PARTITIONS} partitions each), "
-                  f"/metrics at {service.url}/metrics", file=out)
-            print(f"model '{MODEL}' serves {rate:g} predictions/s for {duration:g} s; labels "
-                  f"follow after {label_delay:g} s on average, 10% never; the concept changes "
-                  f"at {change_at:g} s", file=out, flush=True)
+            simulator = Simulator(
+                traffic, broker.bootstrap_servers, PREDICTIONS_TOPIC, LABELS_TOPIC
+            )
+            print(
+                f"predwatch demo: broker {broker.bootstrap_servers}, topics "
+                f"{PREDICTIONS_TOPIC} and {LABELS_TOPIC} ({PARTITIONS} partitions each), "
+                f"/metrics at {service.url}/metrics",
+                file=out,
+            )
+            print(
+                f"model '{MODEL}' serves {rate:g} predictions/s for {duration:g} s; labels "
+                f"follow after {label_delay:g} s on average, 10% never; the concept changes "
+                f"at {change_at:g} s",
+                file=out,
+                flush=True,
+            )
             _run(service, simulator, duration, change_at, label_delay, interval, out)
     finally:
         kafka_logger.setLevel(kafka_level)
     return 0
 
 
-def _run(service: Service, simulator: Simulator, duration: float, change_at: float,
-         label_delay: float, interval: float, out: TextIO) -> None:
+def _run(
+    service: Service,
+    simulator: Simulator,
+    duration: float,
+    change_at: float,
+    label_delay: float,
+    interval: float,
+    out: TextIO,
+) -> None:
     service_stop, simulator_stop = threading.Event(), threading.Event()
     consumer = _Worker("predwatch-service", lambda: service.run(service_stop))
     consumer.start()
@@ -232,10 +254,10 @@ def _run(service: Service, simulator: Simulator, duration: float, change_at: flo
         if worker.error is not None:
             raise worker.error
     if simulator.error is not None:
-        raise BrokerError(f"the simulator could not send to the embedded broker: "
-                          f"{simulator.error}")
-    _summary(service, simulator, time.time() - start, interrupted, at_change, settled,
-             settled_at, out)
+        raise BrokerError(f"the simulator could not send to the embedded broker: {simulator.error}")
+    _summary(
+        service, simulator, time.time() - start, interrupted, at_change, settled, settled_at, out
+    )
 
 
 def _drain(service: Service, simulator: Simulator) -> None:
@@ -251,9 +273,16 @@ def _drain(service: Service, simulator: Simulator) -> None:
         time.sleep(TICK)
 
 
-def _summary(service: Service, simulator: Simulator, elapsed: float, interrupted: bool,
-             at_change: _Accuracy | None, settled: _Accuracy | None, settled_at: float,
-             out: TextIO) -> None:
+def _summary(
+    service: Service,
+    simulator: Simulator,
+    elapsed: float,
+    interrupted: bool,
+    at_change: _Accuracy | None,
+    settled: _Accuracy | None,
+    settled_at: float,
+    out: TextIO,
+) -> None:
     with service.lock:
         counts = service.monitor.counts
         final = _accuracy(service.monitor)
@@ -305,11 +334,14 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
     demo = subparsers.add_parser(
         "demo", help="run predwatch on an embedded broker with simulated traffic"
     )
-    demo.add_argument("--duration", type=_positive, default=60.0,
-                      help="seconds to run (default 60)")
-    demo.add_argument("--rate", type=_positive, default=200.0,
-                      help="predictions per second (default 200)")
-    demo.add_argument("--http-port", type=int, default=0,
-                      help="port of /metrics (default: a free one)")
+    demo.add_argument(
+        "--duration", type=_positive, default=60.0, help="seconds to run (default 60)"
+    )
+    demo.add_argument(
+        "--rate", type=_positive, default=200.0, help="predictions per second (default 200)"
+    )
+    demo.add_argument(
+        "--http-port", type=int, default=0, help="port of /metrics (default: a free one)"
+    )
     demo.set_defaults(run=_cmd_demo)
     return demo

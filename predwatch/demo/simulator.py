@@ -160,10 +160,13 @@ class Traffic:
                     "tags": {"region": region},
                 },
                 label=(
-                    {"prediction_id": prediction_id,
-                     "timestamp": _stamp(start + label_offset),
-                     "label": int(y)}
-                    if label_offset is not None else None
+                    {
+                        "prediction_id": prediction_id,
+                        "timestamp": _stamp(start + label_offset),
+                        "label": int(y),
+                    }
+                    if label_offset is not None
+                    else None
                 ),
                 label_offset=label_offset,
                 changed=changed,
@@ -263,7 +266,8 @@ class Simulator:
         """
         try:
             producer = self._producer_factory(
-                bootstrap_servers=self.bootstrap_servers, client_id="predwatch-simulator",
+                bootstrap_servers=self.bootstrap_servers,
+                client_id="predwatch-simulator",
                 linger_ms=5,
                 # Give up on a message after a few seconds, so that closing never hangs
                 # on a broker that went away (Ctrl-C in a terminal stops it too).
@@ -290,8 +294,9 @@ class Simulator:
                 self._send(producer, self.predictions_topic, upcoming.prediction)
                 self.stats.count(upcoming)
                 if upcoming.label is not None and upcoming.label_offset is not None:
-                    heapq.heappush(due_labels,
-                                   (upcoming.label_offset, next(sequence), upcoming.label))
+                    heapq.heappush(
+                        due_labels, (upcoming.label_offset, next(sequence), upcoming.label)
+                    )
                 upcoming = next(events)
             while due_labels and due_labels[0][0] <= elapsed:
                 self._send(producer, self.labels_topic, heapq.heappop(due_labels)[2])
@@ -299,8 +304,7 @@ class Simulator:
             stop.wait(TICK)
 
     def _send(self, producer: Any, topic: str, message: Message) -> None:
-        future = producer.send(topic, key=message["prediction_id"].encode(),
-                               value=_encode(message))
+        future = producer.send(topic, key=message["prediction_id"].encode(), value=_encode(message))
         future.add_errback(self._failed, topic)
 
     def _failed(self, topic: str, error: Exception) -> None:

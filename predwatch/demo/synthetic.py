@@ -78,8 +78,15 @@ def generate(
     region = rng.integers(0, len(REGIONS), n)
     new_version = rng.random(n) < new_version_share
     # The true fraud log-odds; the model sees it with noise (more noise in v4).
-    logit = (-5.5 + 0.6 * np.log1p(amount) - 0.0004 * age + 0.25 * tx_24h
-             + 3.0 * merchant_risk + 0.4 * (channel == 0) + 0.5 * (country == 5))
+    logit = (
+        -5.5
+        + 0.6 * np.log1p(amount)
+        - 0.0004 * age
+        + 0.25 * tx_24h
+        + 3.0 * merchant_risk
+        + 0.4 * (channel == 0)
+        + 0.5 * (country == 5)
+    )
     truth = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
     noisy = logit + rng.normal(0.0, np.where(new_version, 1.5, 0.8))
     score = np.round(1.0 / (1.0 + np.exp(-noisy)), 4)
@@ -88,27 +95,36 @@ def generate(
 
     predictions: list[Message] = []
     for i in _arrival_order(times, jitter, rng).tolist():
-        predictions.append({
-            "prediction_id": f"{seed:x}-{i:09d}",
-            "model": "fraud",
-            "model_version": "v4" if new_version[i] else "v3",
-            "timestamp": _stamp(float(times[i]), timestamps),
-            "features": {
-                "amount": float(amount[i]), "account_age_days": int(age[i]),
-                "hour": int(hour[i]), "tx_24h": int(tx_24h[i]),
-                "distance_km": float(distance[i]), "velocity": float(velocity[i]),
-                "merchant_risk": float(merchant_risk[i]), "country": COUNTRIES[country[i]],
-                "channel": CHANNELS[channel[i]], "device": DEVICES[device[i]],
-            },
-            "prediction": int(score[i] >= 0.5),
-            "score": float(score[i]),
-            "tags": {"region": REGIONS[region[i]]},
-        })
+        predictions.append(
+            {
+                "prediction_id": f"{seed:x}-{i:09d}",
+                "model": "fraud",
+                "model_version": "v4" if new_version[i] else "v3",
+                "timestamp": _stamp(float(times[i]), timestamps),
+                "features": {
+                    "amount": float(amount[i]),
+                    "account_age_days": int(age[i]),
+                    "hour": int(hour[i]),
+                    "tx_24h": int(tx_24h[i]),
+                    "distance_km": float(distance[i]),
+                    "velocity": float(velocity[i]),
+                    "merchant_risk": float(merchant_risk[i]),
+                    "country": COUNTRIES[country[i]],
+                    "channel": CHANNELS[channel[i]],
+                    "device": DEVICES[device[i]],
+                },
+                "prediction": int(score[i] >= 0.5),
+                "score": float(score[i]),
+                "tags": {"region": REGIONS[region[i]]},
+            }
+        )
     kept = np.flatnonzero(labelled)
     labels = [
-        {"prediction_id": f"{seed:x}-{i:09d}",
-         "timestamp": _stamp(float(label_times[i]), timestamps),
-         "label": int(truth[i])}
+        {
+            "prediction_id": f"{seed:x}-{i:09d}",
+            "timestamp": _stamp(float(label_times[i]), timestamps),
+            "label": int(truth[i]),
+        }
         for i in kept[_arrival_order(label_times[kept], jitter, rng)].tolist()
     ]
     return predictions, labels

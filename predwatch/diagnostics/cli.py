@@ -57,8 +57,12 @@ def add_compare_parser(subparsers: Any) -> None:
     compare.add_argument("--labels", required=True, help="JSON Lines file of labels")
     how = compare.add_mutually_exclusive_group(required=True)
     how.add_argument("--by", choices=["version"], help="compare each model's versions")
-    how.add_argument("--split-at", type=parse_timestamp, metavar="TIMESTAMP",
-                     help="compare pairs predicted before and after this time")
+    how.add_argument(
+        "--split-at",
+        type=parse_timestamp,
+        metavar="TIMESTAMP",
+        help="compare pairs predicted before and after this time",
+    )
     compare.add_argument("--json", action="store_true", help="print one JSON document")
     compare.set_defaults(run=cmd_compare)
 
@@ -127,22 +131,42 @@ def _number(x: float | None) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The comparisons as a fixed-width text table."""
-    header = ("model", "test", "metric", "groups", "n", "estimates", "difference",
-              "95% CI", "effect", "p-value")
+    header = (
+        "model",
+        "test",
+        "metric",
+        "groups",
+        "n",
+        "estimates",
+        "difference",
+        "95% CI",
+        "effect",
+        "p-value",
+    )
     lines = [header]
     for r in rows:
-        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in r.items() if k != "model"}
+        fields: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in r.items() if k != "model"
+        }
         c = Comparison(**fields)
-        lines.append((
-            r["model"], c.test, c.metric, " vs ".join(c.groups),
-            "/".join(str(n) for n in c.sizes), "/".join(_number(e) for e in c.estimates),
-            _number(c.difference), f"[{_number(c.ci_low)}, {_number(c.ci_high)}] {c.ci_of}",
-            f"{c.effect} {_number(c.effect_size)}", _number(c.p_value),
-        ))
+        lines.append(
+            (
+                r["model"],
+                c.test,
+                c.metric,
+                " vs ".join(c.groups),
+                "/".join(str(n) for n in c.sizes),
+                "/".join(_number(e) for e in c.estimates),
+                _number(c.difference),
+                f"[{_number(c.ci_low)}, {_number(c.ci_high)}] {c.ci_of}",
+                f"{c.effect} {_number(c.effect_size)}",
+                _number(c.p_value),
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

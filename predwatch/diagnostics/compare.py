@@ -86,8 +86,12 @@ class ErrorStats:
 
 
 def two_proportions(
-    successes_a: float, n_a: int, successes_b: float, n_b: int,
-    groups: tuple[str, str] = ("a", "b"), metric: str = "accuracy",
+    successes_a: float,
+    n_a: int,
+    successes_b: float,
+    n_b: int,
+    groups: tuple[str, str] = ("a", "b"),
+    metric: str = "accuracy",
 ) -> Comparison:
     """Pooled two-proportion z test; Wald interval of ``p_b - p_a``; Cohen's h."""
     p_a, p_b = successes_a / n_a, successes_b / n_b
@@ -97,9 +101,19 @@ def two_proportions(
     se = math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
     h = 2 * math.asin(math.sqrt(p_b)) - 2 * math.asin(math.sqrt(p_a))
     return Comparison(
-        "two_proportion_z", metric, groups, (n_a, n_b), (p_a, p_b), z,
-        float(2 * stats.norm.sf(abs(z))), "cohen_h", h, "difference",
-        p_b - p_a - _Z * se, p_b - p_a + _Z * se, p_b - p_a,
+        "two_proportion_z",
+        metric,
+        groups,
+        (n_a, n_b),
+        (p_a, p_b),
+        z,
+        float(2 * stats.norm.sf(abs(z))),
+        "cohen_h",
+        h,
+        "difference",
+        p_b - p_a - _Z * se,
+        p_b - p_a + _Z * se,
+        p_b - p_a,
     )
 
 
@@ -121,13 +135,26 @@ def mcnemar(
     se = math.sqrt(max(discordant - (only_b - only_a) ** 2 / n, 0.0)) / n
     odds = (only_b + 0.5) / (only_a + 0.5) if 0 in (only_a, only_b) else only_b / only_a
     return Comparison(
-        "mcnemar", "accuracy", groups, (n, n), (float(a.mean()), float(b.mean())), chi2, p,
-        "odds_ratio", odds, "difference", diff - _Z * se, diff + _Z * se, diff,
+        "mcnemar",
+        "accuracy",
+        groups,
+        (n, n),
+        (float(a.mean()), float(b.mean())),
+        chi2,
+        p,
+        "odds_ratio",
+        odds,
+        "difference",
+        diff - _Z * se,
+        diff + _Z * se,
+        diff,
     )
 
 
 def welch_from_stats(
-    a: ErrorStats, b: ErrorStats, groups: tuple[str, str] = ("a", "b"),
+    a: ErrorStats,
+    b: ErrorStats,
+    groups: tuple[str, str] = ("a", "b"),
     metric: str = "absolute_error",
 ) -> Comparison:
     """Welch's t test of ``mean_b - mean_a``; Cohen's d with the pooled standard deviation."""
@@ -139,9 +166,19 @@ def welch_from_stats(
     pooled = math.sqrt(((a.n - 1) * a.variance + (b.n - 1) * b.variance) / (a.n + b.n - 2))
     q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
     return Comparison(
-        "welch_t", metric, groups, (a.n, b.n), (a.mean, b.mean), t,
-        float(2 * stats.t.sf(abs(t), df)), "cohen_d", diff / pooled if pooled > 0 else 0.0,
-        "difference", diff - q * se, diff + q * se, diff,
+        "welch_t",
+        metric,
+        groups,
+        (a.n, b.n),
+        (a.mean, b.mean),
+        t,
+        float(2 * stats.t.sf(abs(t), df)),
+        "cohen_d",
+        diff / pooled if pooled > 0 else 0.0,
+        "difference",
+        diff - q * se,
+        diff + q * se,
+        diff,
     )
 
 
@@ -162,14 +199,24 @@ def mann_whitney(a: np.ndarray, b: np.ndarray, groups: tuple[str, str] = ("a", "
     result = stats.mannwhitneyu(b, a, alternative="two-sided")
     theta = float(result.statistic) / (a.size * b.size)
     q1, q2 = theta / (2 - theta), 2 * theta * theta / (1 + theta)
-    var = (theta * (1 - theta) + (b.size - 1) * (q1 - theta**2)
-           + (a.size - 1) * (q2 - theta**2)) / (a.size * b.size)
+    var = (
+        theta * (1 - theta) + (b.size - 1) * (q1 - theta**2) + (a.size - 1) * (q2 - theta**2)
+    ) / (a.size * b.size)
     se = math.sqrt(max(var, 0.0))
     return Comparison(
-        "mann_whitney_u", "absolute_error", groups, (a.size, b.size),
-        (float(a.mean()), float(b.mean())), float(result.statistic), float(result.pvalue),
-        "probability_of_superiority", theta, "probability_of_superiority",
-        max(theta - _Z * se, 0.0), min(theta + _Z * se, 1.0), float(b.mean() - a.mean()),
+        "mann_whitney_u",
+        "absolute_error",
+        groups,
+        (a.size, b.size),
+        (float(a.mean()), float(b.mean())),
+        float(result.statistic),
+        float(result.pvalue),
+        "probability_of_superiority",
+        theta,
+        "probability_of_superiority",
+        max(theta - _Z * se, 0.0),
+        min(theta + _Z * se, 1.0),
+        float(b.mean() - a.mean()),
     )
 
 
@@ -202,9 +249,18 @@ def anova_from_stats(groups: Mapping[str, ErrorStats]) -> Comparison:
     f = (between / df1) / (within / df2) if within > 0 else 0.0
     low, high = _noncentrality_interval(lambda x, nc: stats.ncf.cdf(x, df1, df2, nc), f)
     return Comparison(
-        "anova_f", "absolute_error", names, tuple(int(n) for n in ns), tuple(means.tolist()),
-        f, float(stats.f.sf(f, df1, df2)), "eta_squared", between / (between + within),
-        "eta_squared", low / (low + total), high / (high + total),
+        "anova_f",
+        "absolute_error",
+        names,
+        tuple(int(n) for n in ns),
+        tuple(means.tolist()),
+        f,
+        float(stats.f.sf(f, df1, df2)),
+        "eta_squared",
+        between / (between + within),
+        "eta_squared",
+        low / (low + total),
+        high / (high + total),
     )
 
 
@@ -222,9 +278,18 @@ def kruskal(groups: Mapping[str, np.ndarray]) -> Comparison:
     h, df = float(result.statistic), len(names) - 1
     low, high = _noncentrality_interval(lambda x, nc: stats.ncx2.cdf(x, df, nc), h)
     return Comparison(
-        "kruskal_wallis_h", "absolute_error", names, tuple(a.size for a in arrays),
-        tuple(float(a.mean()) for a in arrays), h, float(result.pvalue), "epsilon_squared",
-        h / (n - 1), "epsilon_squared", low / (n - 1), min(high / (n - 1), 1.0),
+        "kruskal_wallis_h",
+        "absolute_error",
+        names,
+        tuple(a.size for a in arrays),
+        tuple(float(a.mean()) for a in arrays),
+        h,
+        float(result.pvalue),
+        "epsilon_squared",
+        h / (n - 1),
+        "epsilon_squared",
+        low / (n - 1),
+        min(high / (n - 1), 1.0),
     )
 
 
@@ -240,9 +305,18 @@ def proportions_chi_square(successes: Mapping[str, float], sizes: Mapping[str, i
     low, high = _noncentrality_interval(lambda x, nc: stats.ncx2.cdf(x, df, nc), chi2)
     total = float(n.sum())
     return Comparison(
-        "chi_square", "accuracy", names, tuple(int(x) for x in n), tuple((ok / n).tolist()),
-        chi2, float(stats.chi2.sf(chi2, df)), "cramers_v", math.sqrt(chi2 / total),
-        "cramers_v", math.sqrt(low / total), math.sqrt(high / total),
+        "chi_square",
+        "accuracy",
+        names,
+        tuple(int(x) for x in n),
+        tuple((ok / n).tolist()),
+        chi2,
+        float(stats.chi2.sf(chi2, df)),
+        "cramers_v",
+        math.sqrt(chi2 / total),
+        "cramers_v",
+        math.sqrt(low / total),
+        math.sqrt(high / total),
     )
 
 
@@ -268,21 +342,28 @@ def compare_versions(stats_by_version: Mapping[str, ErrorStats], task: str) -> l
         if task == "regression":
             results.append(welch_from_stats(base, other, (order[0], version)))
         else:
-            results.append(two_proportions(base.n - base.total, base.n, other.n - other.total,
-                                           other.n, (order[0], version)))
+            results.append(
+                two_proportions(
+                    base.n - base.total, base.n, other.n - other.total, other.n, (order[0], version)
+                )
+            )
     if len(order) >= 3:
         ordered = {v: usable[v] for v in order}
         if task == "regression":
             results.append(anova_from_stats(ordered))
         else:
-            results.append(proportions_chi_square(
-                {v: s.n - s.total for v, s in ordered.items()}, {v: s.n for v, s in ordered.items()}
-            ))
+            results.append(
+                proportions_chi_square(
+                    {v: s.n - s.total for v, s in ordered.items()},
+                    {v: s.n for v, s in ordered.items()},
+                )
+            )
     return results
 
 
 def compare_arrays(
-    errors: Mapping[str, np.ndarray], task: str,
+    errors: Mapping[str, np.ndarray],
+    task: str,
     paired: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> list[Comparison]:
     """Every test that applies to raw errors per group (the first group is the baseline).
@@ -297,16 +378,23 @@ def compare_arrays(
     for name in names[1:]:
         pair = (base, name)
         if task == "regression":
-            results += [welch(errors[base], errors[name], pair),
-                        mann_whitney(errors[base], errors[name], pair)]
+            results += [
+                welch(errors[base], errors[name], pair),
+                mann_whitney(errors[base], errors[name], pair),
+            ]
             continue
         a, b = stats_by[base], stats_by[name]
         results.append(two_proportions(a.n - a.total, a.n, b.n - b.total, b.n, pair))
         if paired is not None:
             shared = sorted(set(paired[base]) & set(paired[name]))
             if shared:
-                results.append(mcnemar(np.array([paired[base][i] for i in shared]),
-                                       np.array([paired[name][i] for i in shared]), pair))
+                results.append(
+                    mcnemar(
+                        np.array([paired[base][i] for i in shared]),
+                        np.array([paired[name][i] for i in shared]),
+                        pair,
+                    )
+                )
     if len(names) >= 3:
         if task == "regression":
             results += [anova(errors), kruskal(errors)]

@@ -86,12 +86,18 @@ def rule_text(conditions: Sequence[Condition], digits: int = 4) -> str:
         kept = [c.value for c in mine if c.op == "in"]
         if kept:
             values = sorted(frozenset.intersection(*kept))  # type: ignore[arg-type]
-            parts.append(f"{feature} = {values[0]}" if len(values) == 1
-                         else f"{feature} in {{{', '.join(values)}}}")
+            parts.append(
+                f"{feature} = {values[0]}"
+                if len(values) == 1
+                else f"{feature} in {{{', '.join(values)}}}"
+            )
         dropped = sorted(set().union(*[c.value for c in mine if c.op == "not in"]))  # type: ignore[arg-type]
         if dropped:
-            parts.append(f"{feature} != {dropped[0]}" if len(dropped) == 1
-                         else f"{feature} not in {{{', '.join(dropped)}}}")
+            parts.append(
+                f"{feature} != {dropped[0]}"
+                if len(dropped) == 1
+                else f"{feature} not in {{{', '.join(dropped)}}}"
+            )
     return " and ".join(parts) or "all"
 
 
@@ -121,9 +127,18 @@ class Segment:
         return all(c.matches(row) for c in self.conditions)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "rule": self.rule, "support": self.support, "metric": self.metric,
-                "value": self.value, "rest": self.rest, "overall": self.overall,
-                "lift": self.lift, "p_value": self.p_value, "q_value": self.q_value}
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "support": self.support,
+            "metric": self.metric,
+            "value": self.value,
+            "rest": self.rest,
+            "overall": self.overall,
+            "lift": self.lift,
+            "p_value": self.p_value,
+            "q_value": self.q_value,
+        }
 
 
 def _children_conditions(node: Any) -> list[list[Condition]]:
@@ -136,14 +151,19 @@ def _children_conditions(node: Any) -> list[list[Condition]]:
         value = frozenset([node.value])
         return [[Condition(f, "in", value)], [Condition(f, "not in", value)]]
     if isinstance(node, NominalMultiwayBranch):
-        return [[Condition(f, "in", frozenset([node._r_mapping[i]]))]
-                for i in range(len(node.children))]
+        return [
+            [Condition(f, "in", frozenset([node._r_mapping[i]]))] for i in range(len(node.children))
+        ]
     if isinstance(node, NumericMultiwayBranch):
         out = []
         for i in range(len(node.children)):
             low = node._r_mapping[i] * node.radius  # the slot is low <= x < low + radius
-            out.append([Condition(f, ">", math.nextafter(low, -math.inf)),
-                        Condition(f, "<=", math.nextafter(low + node.radius, -math.inf))])
+            out.append(
+                [
+                    Condition(f, ">", math.nextafter(low, -math.inf)),
+                    Condition(f, "<=", math.nextafter(low + node.radius, -math.inf)),
+                ]
+            )
         return out
     raise TypeError(f"unknown river branch {type(node).__name__}")
 
@@ -239,15 +259,20 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def _simplify(conditions: tuple[Condition, ...], columns: _Columns, errors: np.ndarray,
-              task: str, merge_alpha: float) -> tuple[Condition, ...]:
+def _simplify(
+    conditions: tuple[Condition, ...],
+    columns: _Columns,
+    errors: np.ndarray,
+    task: str,
+    merge_alpha: float,
+) -> tuple[Condition, ...]:
     """Drop, one at a time, the condition whose excluded pairs err most like the segment,
     while they do not err significantly less (at ``merge_alpha``)."""
     while len(conditions) > 1:
         inside = columns.rule_mask(conditions)
         best, best_p = None, merge_alpha
         for i in range(len(conditions)):
-            rest = conditions[:i] + conditions[i + 1:]
+            rest = conditions[:i] + conditions[i + 1 :]
             added = columns.rule_mask(rest) & ~inside
             if not added.any():
                 continue  # implied by another condition: dropped by ``_tightest`` at the end
@@ -262,15 +287,16 @@ def _simplify(conditions: tuple[Condition, ...], columns: _Columns, errors: np.n
     return _tightest(conditions)
 
 
-def _refine(conditions: tuple[Condition, ...], columns: _Columns, errors: np.ndarray,
-            min_support: int) -> tuple[Condition, ...]:
+def _refine(
+    conditions: tuple[Condition, ...], columns: _Columns, errors: np.ndarray, min_support: int
+) -> tuple[Condition, ...]:
     """Move each numeric threshold to where the held-out pairs separate best (the largest
     pooled z of the segment's mean error against the rest's): a tree places thresholds
     from estimates (Gaussian, or quantised, per leaf) and on fewer pairs."""
     for i, c in enumerate(conditions):
         if c.op not in (">", "<="):
             continue
-        others = conditions[:i] + conditions[i + 1:]
+        others = conditions[:i] + conditions[i + 1 :]
         base = columns.rule_mask(others) & ~np.isnan(columns.numbers(c.feature))
         values = columns.numbers(c.feature)[base]
         if values.size <= min_support:
@@ -289,7 +315,7 @@ def _refine(conditions: tuple[Condition, ...], columns: _Columns, errors: np.nda
             continue
         best = int(np.argmax(np.where(valid & np.isfinite(z), z, -np.inf)))
         threshold = float((x[best] + x[best + 1]) / 2)
-        conditions = (*conditions[:i], Condition(c.feature, c.op, threshold), *conditions[i + 1:])
+        conditions = (*conditions[:i], Condition(c.feature, c.op, threshold), *conditions[i + 1 :])
     return conditions
 
 
@@ -308,8 +334,15 @@ def _tightest(conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:
 
 
 def find_segments(
-    root: Any, rows: Sequence[Row], errors: np.ndarray, task: str, *, top_k: int = 5,
-    min_support: int = 100, alpha: float = 0.01, merge_alpha: float = 0.001,
+    root: Any,
+    rows: Sequence[Row],
+    errors: np.ndarray,
+    task: str,
+    *,
+    top_k: int = 5,
+    min_support: int = 100,
+    alpha: float = 0.01,
+    merge_alpha: float = 0.001,
 ) -> list[Segment]:
     """The top ``top_k`` significant failing segments of a tree, evaluated on ``rows``."""
     errors = np.asarray(errors, np.float64)
@@ -327,8 +360,9 @@ def find_segments(
     for (rule, value, rest, _), q in zip(tested, q_values, strict=True):
         if q > alpha or value <= rest:
             continue
-        rule = _refine(_simplify(rule, columns, errors, task, merge_alpha), columns, errors,
-                       min_support)
+        rule = _refine(
+            _simplify(rule, columns, errors, task, merge_alpha), columns, errors, min_support
+        )
         inside = columns.rule_mask(rule)
         found[segment_id(rule)] = (rule, *_test(inside, errors, task), int(inside.sum()))
     # Benjamini-Hochberg again over the simplified rules, as if every other leaf had p = 1.
@@ -338,10 +372,20 @@ def find_segments(
         running = min(running, final[rank - 1][1][3] * len(tested) / rank)
         adjusted[rank - 1] = running
     segments = [
-        Segment(sid, rule_text(rule), rule, support,
-                "mean_absolute_error" if task == "regression" else "error_rate", value, rest,
-                overall, value / overall if overall > 0 else math.inf, p, q,
-                support * (value - rest))
+        Segment(
+            sid,
+            rule_text(rule),
+            rule,
+            support,
+            "mean_absolute_error" if task == "regression" else "error_rate",
+            value,
+            rest,
+            overall,
+            value / overall if overall > 0 else math.inf,
+            p,
+            q,
+            support * (value - rest),
+        )
         for (sid, (rule, value, rest, p, support)), q in zip(final, adjusted, strict=True)
         if q <= alpha and value > rest and support >= min_support
     ]

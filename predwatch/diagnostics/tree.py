@@ -101,7 +101,8 @@ def feature_rows(
     rows: list[Row] = []
     for (prediction, _), features in zip(pairs, decoded, strict=True):
         row = {
-            k: v for k, v in (features if isinstance(features, dict) else {}).items()
+            k: v
+            for k, v in (features if isinstance(features, dict) else {}).items()
             if isinstance(v, int | float | str) and k not in dropped
         }
         if use_tags:
@@ -133,8 +134,10 @@ class ErrorTree:
     def _new_learner(self) -> Any:
         s = self._settings
         common: dict[str, Any] = {
-            "grace_period": s.grace_period, "max_depth": s.max_depth,
-            "delta": s.split_confidence, "tau": s.tie_threshold,
+            "grace_period": s.grace_period,
+            "max_depth": s.max_depth,
+            "delta": s.split_confidence,
+            "tau": s.tie_threshold,
         }
         if self.task == "regression":
             # Mean leaves: the default linear-model leaves cannot take categorical features.
@@ -167,7 +170,9 @@ class ErrorTree:
             self._successor_learned = 0
 
     def learn(
-        self, pairs: Sequence[Pair], errors: np.ndarray | None = None,
+        self,
+        pairs: Sequence[Pair],
+        errors: np.ndarray | None = None,
         units: Sequence[float] | None = None,
     ) -> int:
         """Learn the sampled share of ``pairs``; ``errors`` as ``pair_errors`` gives them,
@@ -243,8 +248,9 @@ class ModelDiagnostics:
         state = self._versions.get(version)
         if state is None:
             size = self._settings.recent_pairs
-            state = _Version(ErrorTree(self.task, self._settings), deque(maxlen=size),
-                             deque(maxlen=size))
+            state = _Version(
+                ErrorTree(self.task, self._settings), deque(maxlen=size), deque(maxlen=size)
+            )
             self._versions[version] = state
         return state
 
@@ -276,8 +282,9 @@ class ModelDiagnostics:
             state.tree.learn(mine, own_errors, own_units)
             held = [i for i, u in enumerate(own_units) if low <= u < high]
             if held:
-                state.rows.extend(feature_rows([mine[i] for i in held], s.use_tags,
-                                               s.exclude_features))
+                state.rows.extend(
+                    feature_rows([mine[i] for i in held], s.use_tags, s.exclude_features)
+                )
                 state.errors.extend(own_errors[held].tolist())
                 state.fresh += len(held)
 
@@ -294,13 +301,19 @@ class ModelDiagnostics:
             return []
         s = self._settings
         due = state.fresh >= s.refresh_pairs or (
-            state.fresh > 0 and clock is not None
+            state.fresh > 0
+            and clock is not None
             and clock - state.refreshed_at >= s.refresh_interval
         )
         if clock is not None and due:
             state.segments = find_segments(
-                state.tree.root, list(state.rows), np.fromiter(state.errors, np.float64),
-                self.task, top_k=s.top_k, min_support=s.min_support, alpha=s.alpha,
+                state.tree.root,
+                list(state.rows),
+                np.fromiter(state.errors, np.float64),
+                self.task,
+                top_k=s.top_k,
+                min_support=s.min_support,
+                alpha=s.alpha,
                 merge_alpha=s.merge_alpha,
             )
             state.fresh, state.refreshed_at = 0, clock
@@ -322,8 +335,10 @@ class ModelDiagnostics:
         return {
             version: {
                 "segments": [seg.as_dict() for seg in self.segments(version, clock)],
-                "pairs": state.stats.n, "learned": state.tree.learned,
-                "held_out": len(state.rows), "rotations": state.tree.rotations,
+                "pairs": state.stats.n,
+                "learned": state.tree.learned,
+                "held_out": len(state.rows),
+                "rotations": state.tree.rotations,
             }
             for version, state in sorted(self._versions.items())
         }

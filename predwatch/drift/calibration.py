@@ -55,8 +55,9 @@ class CalibrationStats:
         index = np.minimum((score * bins).astype(np.intp), bins - 1)  # 1.0 is in the top bin
         self.counts += np.bincount(index, minlength=bins)
         self.score_sums += np.bincount(index, weights=score, minlength=bins)
-        self.positives += np.bincount(index, weights=actual.astype(np.float64),
-                                      minlength=bins).astype(np.int64)
+        self.positives += np.bincount(
+            index, weights=actual.astype(np.float64), minlength=bins
+        ).astype(np.int64)
 
     def merge(self, other: CalibrationStats) -> None:
         self.counts += other.counts
@@ -69,11 +70,15 @@ class CalibrationStats:
         rows = []
         for b in range(bins):
             n = int(self.counts[b])
-            rows.append({
-                "low": b / bins, "high": (b + 1) / bins, "count": n,
-                "mean_score": float(self.score_sums[b] / n) if n else None,
-                "positive_rate": float(self.positives[b] / n) if n else None,
-            })
+            rows.append(
+                {
+                    "low": b / bins,
+                    "high": (b + 1) / bins,
+                    "count": n,
+                    "mean_score": float(self.score_sums[b] / n) if n else None,
+                    "positive_rate": float(self.positives[b] / n) if n else None,
+                }
+            )
         return rows
 
 
@@ -122,8 +127,11 @@ class CalibrationWindow(TimeWindow):
         size = span * bins
         counts = np.bincount(cell, minlength=size).reshape(span, bins)
         sums = np.bincount(cell, weights=score, minlength=size).reshape(span, bins)
-        positives = np.bincount(cell, weights=columns["actual"].astype(np.float64),
-                                minlength=size).astype(np.int64).reshape(span, bins)
+        positives = (
+            np.bincount(cell, weights=columns["actual"].astype(np.float64), minlength=size)
+            .astype(np.int64)
+            .reshape(span, bins)
+        )
         for offset in np.flatnonzero(counts.any(axis=1)).tolist():
             stats = CalibrationStats()
             stats.counts, stats.score_sums = counts[offset], sums[offset]
@@ -181,14 +189,18 @@ class ModelCalibration:
     def _version(self, version: str) -> tuple[CalibrationStats, dict[str, Any]]:
         if version not in self.versions:
             windows: dict[str, CountWindow | TimeWindow] = make_windows(
-                self._settings.windows, CountWindow, CalibrationWindow)
+                self._settings.windows, CountWindow, CalibrationWindow
+            )
             self.versions[version] = (CalibrationStats(), windows)
         return self.versions[version]
 
     @staticmethod
     def _entry(stats: CalibrationStats) -> dict[str, Any]:
-        return {"count": stats.count, "ece": expected_calibration_error(stats),
-                "bins": stats.reliability()}
+        return {
+            "count": stats.count,
+            "ece": expected_calibration_error(stats),
+            "bins": stats.reliability(),
+        }
 
     def report(self, clock: float) -> dict[str, Any]:
         """Per version: ``cumulative`` and per window ``{count, ece, bins}``."""

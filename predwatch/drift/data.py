@@ -102,8 +102,16 @@ class _Slots:
             unseen, outside = int(counts[-2]), 0
         n = int(bins.sum())
         entry: dict[str, Any] = dict(
-            psi=None, js=None, ks_stat=None, ks_p=None, chi2_p=None, p_adjusted=None,
-            n=n, drift=False, unseen=unseen, out_of_range=outside,
+            psi=None,
+            js=None,
+            ks_stat=None,
+            ks_p=None,
+            chi2_p=None,
+            p_adjusted=None,
+            n=n,
+            drift=False,
+            unseen=unseen,
+            out_of_range=outside,
         )
         if n == 0:
             return entry
@@ -224,7 +232,8 @@ class _Span:
         else:
             parts = (
                 (int(b), np.bincount(matrix[:, buckets == b].ravel(), minlength=self._slots))
-                for b in np.unique(buckets) if b >= first
+                for b in np.unique(buckets)
+                if b >= first
             )
         for index, part in parts:
             if index < first:
@@ -247,8 +256,9 @@ class _Version:
     def __init__(self, layout: _Layout, windows: Sequence[WindowSettings]) -> None:
         self.layout = layout
         size = layout.size
-        self.windows = make_windows(windows, lambda n: _LastN(n, size),
-                                    lambda duration: _Span(duration, size))
+        self.windows = make_windows(
+            windows, lambda n: _LastN(n, size), lambda duration: _Span(duration, size)
+        )
         self._step = {w.name: (w.duration or 1.0) / TIME_WINDOW_STEPS for w in windows}
 
     def observe(
@@ -338,7 +348,9 @@ class DataDrift:
         builder = self._builders.get(key)
         if builder is None:
             builder = self._builders[key] = ProfileBuilder(
-                self.model, key, numeric_bins=self.settings.numeric_bins,
+                self.model,
+                key,
+                numeric_bins=self.settings.numeric_bins,
                 max_categories=self.settings.max_categories,
             )
         taken = first - builder.count

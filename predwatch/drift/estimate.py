@@ -264,8 +264,11 @@ class _CountEstimate:
         if matched := self._matched.columns():
             estimated.add(matched["predicted"], matched["score"])
             realised.add(matched["predicted"], matched["actual"])
-        evaluated = {"labelled": estimated.count, "estimated": estimated.metrics(),
-                     "realised": realised.metrics()}
+        evaluated = {
+            "labelled": estimated.count,
+            "estimated": estimated.metrics(),
+            "realised": realised.metrics(),
+        }
         return {"estimated": current.metrics(), "evaluated": evaluated}
 
 

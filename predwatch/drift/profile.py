@@ -296,7 +296,9 @@ def _load_all(features: list[Any]) -> list[object]:
 
 
 def build_profile(
-    settings: Any, predictions_path: str | Path, output_path: str | Path,
+    settings: Any,
+    predictions_path: str | Path,
+    output_path: str | Path,
     drift: DataDriftSettings | None = None,
 ) -> list[ReferenceProfile]:
     """Profile every model (per version if ``drift.reference.per_version``) of a JSONL file of
@@ -320,8 +322,10 @@ def build_profile(
             builder = builders.get((model, version))
             if builder is None:
                 builder = builders[model, version] = ProfileBuilder(
-                    model, version,
-                    numeric_bins=drift.numeric_bins, max_categories=drift.max_categories,
+                    model,
+                    version,
+                    numeric_bins=drift.numeric_bins,
+                    max_categories=drift.max_categories,
                 )
             builder.add(batch)
 

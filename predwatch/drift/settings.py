@@ -137,4 +137,3 @@ class DriftSettings(DataDriftSettings):
     """The ``drift:`` section: data drift keys at its top level, concept drift under ``concept``."""
 
     concept: ConceptDriftSettings = Field(default_factory=ConceptDriftSettings)
-

@@ -78,8 +78,12 @@ class ModelDrift:
             errors = (predicted != actual).astype(np.float64)
         drifted = bool(self.concept.observe(version, errors, columns["timestamp"]))
         if self.estimator is not None and self.calibration is not None:
-            outcomes = {"timestamp": columns["timestamp"], "score": columns["score"],
-                        "predicted": predicted == POSITIVE, "actual": actual == POSITIVE}
+            outcomes = {
+                "timestamp": columns["timestamp"],
+                "score": columns["score"],
+                "predicted": predicted == POSITIVE,
+                "actual": actual == POSITIVE,
+            }
             self.estimator.resolved(version, outcomes)
             self.calibration.add(version, outcomes, clock)
         return drifted
@@ -115,15 +119,23 @@ class ModelDrift:
 
     def concept_detections(self) -> dict[str, tuple[int, float | None]]:
         """Per version: detections so far and the event time of the last one."""
-        return {version: (stream.count, stream.last_detection_time)
-                for version, stream in self.concept.versions.items()}
+        return {
+            version: (stream.count, stream.last_detection_time)
+            for version, stream in self.concept.versions.items()
+        }
 
     def drifting_features(self, clock: float) -> dict[str, int]:
         """Per version: how many columns drift in any window now."""
         if self.data is None:
             return {}
         return {
-            version: len({column for window in windows.values()
-                          for column, entry in window.items() if entry["drift"]})
+            version: len(
+                {
+                    column
+                    for window in windows.values()
+                    for column, entry in window.items()
+                    if entry["drift"]
+                }
+            )
             for version, windows in self.data.report(clock).items()
         }

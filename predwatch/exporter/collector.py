@@ -150,10 +150,16 @@ def join_families(monitor: Monitor) -> list[Metric]:
         families.append(family)
     for name, doc, value in [
         ("predwatch_labels_total", "Valid labels received.", counts.labels),
-        ("predwatch_orphan_labels_total", "Labels whose prediction never arrived.",
-         counts.orphan_labels),
-        ("predwatch_late_labels_total", "Labels that came after their prediction expired.",
-         counts.late_labels),
+        (
+            "predwatch_orphan_labels_total",
+            "Labels whose prediction never arrived.",
+            counts.orphan_labels,
+        ),
+        (
+            "predwatch_late_labels_total",
+            "Labels that came after their prediction expired.",
+            counts.late_labels,
+        ),
     ]:
         total = _counter(name, doc)
         total.add_metric([], value)
@@ -205,8 +211,9 @@ def _report_scopes(summary: dict[str, Any]) -> Iterator[tuple[list[str], dict[st
 def quality_families(summary: dict[str, Any]) -> list[Metric]:
     """A gauge per quality metric and window, with the summary's own values."""
     gauges = {key: _gauge(name, doc, QUALITY_LABELS) for key, (name, doc) in QUALITY.items()}
-    pairs = _gauge(PAIRS_GAUGE, "Matched pairs the quality gauges are computed over.",
-                   QUALITY_LABELS)
+    pairs = _gauge(
+        PAIRS_GAUGE, "Matched pairs the quality gauges are computed over.", QUALITY_LABELS
+    )
     for (model, version, tag, value), entry in _report_scopes(summary):
         if "cumulative" not in entry:
             continue  # a version with drift figures but no matched pair yet
@@ -234,8 +241,10 @@ STATISTICS: dict[str, tuple[str, str]] = {  # attribute or derived key -> (name,
     "brier_count": ("predwatch_brier_pairs_total", "Pairs with a score (binary)."),
     "absolute_error_sum": ("predwatch_absolute_error_total", "Sum of |prediction - label|."),
     "squared_error_sum": ("predwatch_squared_error_total", "Sum of (prediction - label)^2."),
-    "percentage_error_sum": ("predwatch_relative_error_total",
-                             "Sum of |prediction - label| / |label| over labels != 0."),
+    "percentage_error_sum": (
+        "predwatch_relative_error_total",
+        "Sum of |prediction - label| / |label| over labels != 0.",
+    ),
     "percentage_count": ("predwatch_relative_error_pairs_total", "Pairs whose label is not 0."),
 }
 NET_ERROR = "predwatch_net_error"  # a signed sum goes up and down: a gauge, not a counter
@@ -263,9 +272,17 @@ def _classification_statistics(
 
 
 def _regression_statistics(stats: RegressionStats) -> dict[str, float]:
-    return {key: getattr(stats, key) for key in (
-        "count", "absolute_error_sum", "squared_error_sum", "percentage_error_sum",
-        "percentage_count", "error_sum")}
+    return {
+        key: getattr(stats, key)
+        for key in (
+            "count",
+            "absolute_error_sum",
+            "squared_error_sum",
+            "percentage_error_sum",
+            "percentage_count",
+            "error_sum",
+        )
+    }
 
 
 def statistic_families(monitor: Monitor) -> list[Metric]:
@@ -273,7 +290,8 @@ def statistic_families(monitor: Monitor) -> list[Metric]:
     counters = {key: _counter(name, doc, SCOPE_LABELS) for key, (name, doc) in STATISTICS.items()}
     net_error = _gauge(NET_ERROR, "Sum of prediction - label (regression).", SCOPE_LABELS)
     confusion = _counter(
-        "predwatch_confusion_total", "Matched pairs by actual and predicted class.",
+        "predwatch_confusion_total",
+        "Matched pairs by actual and predicted class.",
         [*SCOPE_LABELS, "actual", "predicted"],
     )
     for model, metrics in sorted(monitor.metrics.items()):
@@ -332,8 +350,9 @@ def progress_families(monitor: Monitor, now: float) -> list[Metric]:
 
 def health_families(health: Health | None) -> Iterable[Metric]:
     """Consumer lag, readiness and last poll time, as the source reported them."""
-    lag = _gauge("predwatch_consumer_lag", "Records not yet consumed, per partition.",
-                 ["topic", "partition"])
+    lag = _gauge(
+        "predwatch_consumer_lag", "Records not yet consumed, per partition.", ["topic", "partition"]
+    )
     ready = _gauge("predwatch_ready", "1 while the source is ready (see /readyz), else 0.")
     last_poll = _gauge(
         "predwatch_last_poll_timestamp_seconds", "Wall-clock time of the source's last poll."
@@ -349,8 +368,9 @@ def health_families(health: Health | None) -> Iterable[Metric]:
 
 def alert_family(monitor: Monitor) -> Metric:
     """How many alerts are pending and firing, per rule."""
-    family = _gauge("predwatch_alerts", "Alerts pending or firing, per rule and state.",
-                    ["alertname", "state"])
+    family = _gauge(
+        "predwatch_alerts", "Alerts pending or firing, per rule and state.", ["alertname", "state"]
+    )
     states = Counter((alert.rule, alert.state) for alert in monitor.alerts.active())
     for (rule, state), count in sorted(states.items()):
         family.add_metric([rule, state], count)
@@ -368,4 +388,3 @@ def notification_family(counts: Callable[[], dict[tuple[str, str], int]] | None)
     for (sink, result), count in sorted((counts() if counts else {}).items()):
         family.add_metric([sink, result], count)
     return family
-

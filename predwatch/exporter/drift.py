@@ -17,19 +17,33 @@ FEATURE = ["model", "version", "window", "feature"]
 ESTIMATED = ("accuracy", "precision", "recall", "f1")
 
 FEATURE_GAUGES = {  # report key -> (name, help)
-    "psi": ("predwatch_feature_drift_psi", "Population stability index of the window vs the "
-            "reference."),
-    "js": ("predwatch_feature_drift_js_distance", "Jensen-Shannon distance (base 2) of the "
-           "window vs the reference."),
-    "p_adjusted": ("predwatch_feature_drift_p_value", "Benjamini-Hochberg adjusted p-value "
-                   "(Kolmogorov-Smirnov for numeric columns, chi-square for categorical)."),
-    "drift": ("predwatch_feature_drift_detected", "1 when the column drifts: enough samples, "
-              "PSI past its threshold and an adjusted p-value below alpha; else 0."),
+    "psi": (
+        "predwatch_feature_drift_psi",
+        "Population stability index of the window vs the reference.",
+    ),
+    "js": (
+        "predwatch_feature_drift_js_distance",
+        "Jensen-Shannon distance (base 2) of the window vs the reference.",
+    ),
+    "p_adjusted": (
+        "predwatch_feature_drift_p_value",
+        "Benjamini-Hochberg adjusted p-value "
+        "(Kolmogorov-Smirnov for numeric columns, chi-square for categorical).",
+    ),
+    "drift": (
+        "predwatch_feature_drift_detected",
+        "1 when the column drifts: enough samples, "
+        "PSI past its threshold and an adjusted p-value below alpha; else 0.",
+    ),
     "n": ("predwatch_feature_drift_samples", "Values of the column in the window."),
-    "unseen": ("predwatch_feature_unseen_values", "Values of a category the reference never saw, "
-               "in the window."),
-    "out_of_range": ("predwatch_feature_out_of_range_values", "Numeric values outside the "
-                     "reference's range, in the window."),
+    "unseen": (
+        "predwatch_feature_unseen_values",
+        "Values of a category the reference never saw, in the window.",
+    ),
+    "out_of_range": (
+        "predwatch_feature_out_of_range_values",
+        "Numeric values outside the reference's range, in the window.",
+    ),
 }
 
 
@@ -41,23 +55,43 @@ def drift_families(figures: dict[str, Any]) -> list[Metric]:
     """Every drift, quality, estimate and calibration family, always yielded."""
     features = {key: _gauge(name, doc, FEATURE) for key, (name, doc) in FEATURE_GAUGES.items()}
     concept = CounterMetricFamily(
-        "predwatch_concept_drift", "Concept drift detections on the error stream.",
-        labels=[*VERSION, "detector"])
-    last = _gauge("predwatch_concept_drift_last_timestamp_seconds",
-                  "Event time of the pair where the latest concept drift was detected.", VERSION)
-    estimated = {m: _gauge(f"predwatch_estimated_{m}_ratio",
-                           f"{m.capitalize()} estimated from scores (CBPE) for the predictions "
-                           "of a window, or those still waiting for labels (window=\"pending\").",
-                           WINDOW) for m in ESTIMATED}
-    evaluated = {m: _gauge(f"predwatch_evaluated_{m}_ratio",
-                           f"{m.capitalize()} of the latest window whose labels have all arrived: "
-                           "the estimate and the realised value side by side (source).",
-                           [*WINDOW, "source"]) for m in ESTIMATED}
-    calibration = _gauge("predwatch_calibration_error_ratio",
-                         "Expected calibration error of the score over the window.", WINDOW)
+        "predwatch_concept_drift",
+        "Concept drift detections on the error stream.",
+        labels=[*VERSION, "detector"],
+    )
+    last = _gauge(
+        "predwatch_concept_drift_last_timestamp_seconds",
+        "Event time of the pair where the latest concept drift was detected.",
+        VERSION,
+    )
+    estimated = {
+        m: _gauge(
+            f"predwatch_estimated_{m}_ratio",
+            f"{m.capitalize()} estimated from scores (CBPE) for the predictions "
+            'of a window, or those still waiting for labels (window="pending").',
+            WINDOW,
+        )
+        for m in ESTIMATED
+    }
+    evaluated = {
+        m: _gauge(
+            f"predwatch_evaluated_{m}_ratio",
+            f"{m.capitalize()} of the latest window whose labels have all arrived: "
+            "the estimate and the realised value side by side (source).",
+            [*WINDOW, "source"],
+        )
+        for m in ESTIMATED
+    }
+    calibration = _gauge(
+        "predwatch_calibration_error_ratio",
+        "Expected calibration error of the score over the window.",
+        WINDOW,
+    )
     issues = CounterMetricFamily(
-        "predwatch_feature_issues", "Feature values missing, null, of the wrong type or not "
-        "finite (the event is still used).", labels=["model", "feature", "kind"])
+        "predwatch_feature_issues",
+        "Feature values missing, null, of the wrong type or not finite (the event is still used).",
+        labels=["model", "feature", "kind"],
+    )
 
     for model, versions in figures["models"].items():
         for version, entry in versions.items():
@@ -66,8 +100,7 @@ def drift_families(figures: dict[str, Any]) -> list[Metric]:
                 for feature, values in columns.items():
                     for key, family in features.items():
                         if values.get(key) is not None:
-                            family.add_metric([model, version, window, feature],
-                                              float(values[key]))
+                            family.add_metric([model, version, window, feature], float(values[key]))
             if "concept" in drift:
                 c = drift["concept"]
                 concept.add_metric([model, version, c["detector"]], c["count"])
@@ -81,13 +114,23 @@ def drift_families(figures: dict[str, Any]) -> list[Metric]:
         for feature, kinds in by_feature.items():
             for kind, count in kinds.items():
                 issues.add_metric([model, feature, kind], count)
-    return [*features.values(), concept, last, *estimated.values(), *evaluated.values(),
-            calibration, issues]
+    return [
+        *features.values(),
+        concept,
+        last,
+        *estimated.values(),
+        *evaluated.values(),
+        calibration,
+        issues,
+    ]
 
 
-def _estimates(report: dict[str, Any] | None, labels: list[str],
-               estimated: dict[str, GaugeMetricFamily],
-               evaluated: dict[str, GaugeMetricFamily]) -> None:
+def _estimates(
+    report: dict[str, Any] | None,
+    labels: list[str],
+    estimated: dict[str, GaugeMetricFamily],
+    evaluated: dict[str, GaugeMetricFamily],
+) -> None:
     if report is None:
         return
     windows = [("pending", report["pending"])]

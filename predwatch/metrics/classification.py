@@ -35,8 +35,15 @@ def score_bins(score: np.ndarray) -> np.ndarray:
 class ClassificationStats:
     """Counts and sums behind classification metrics, for any number of classes."""
 
-    __slots__ = ("brier_count", "brier_sum", "confusion", "log_loss_count", "log_loss_sum",
-                 "negative_scores", "positive_scores")
+    __slots__ = (
+        "brier_count",
+        "brier_sum",
+        "confusion",
+        "log_loss_count",
+        "log_loss_sum",
+        "negative_scores",
+        "positive_scores",
+    )
 
     def __init__(self) -> None:
         self.confusion = np.zeros((0, 0), dtype=np.int64)  # [actual, predicted]
@@ -90,9 +97,7 @@ class ClassificationStats:
 
     def _add_scores(self, score: np.ndarray, is_positive: np.ndarray) -> None:
         clipped = np.clip(score, _EPS, 1.0 - _EPS)
-        self.log_loss_sum += float(
-            -np.log(np.where(is_positive, clipped, 1.0 - clipped)).sum()
-        )
+        self.log_loss_sum += float(-np.log(np.where(is_positive, clipped, 1.0 - clipped)).sum())
         self.log_loss_count += int(score.size)
         self.brier_sum += float(((score - is_positive) ** 2).sum())
         self.brier_count += int(score.size)

@@ -11,8 +11,21 @@ from __future__ import annotations
 import numpy as np
 
 # Upper bounds in seconds, from a second to a week: labels come from minutes to days late.
-DELAY_BOUNDS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0,
-                86400.0, 172800.0, 604800.0)
+DELAY_BOUNDS = (
+    1.0,
+    10.0,
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    21600.0,
+    43200.0,
+    86400.0,
+    172800.0,
+    604800.0,
+)
 
 
 class DelayHistogram:

@@ -106,8 +106,11 @@ class ModelMetrics:
     def _scope(self, key: ScopeKey) -> Scope:
         scope = self._scopes.get(key)
         if scope is None:
-            windows = make_windows(self._settings.windows, CountWindow,
-                                   lambda duration: TimeWindow(duration, self._stats_of))
+            windows = make_windows(
+                self._settings.windows,
+                CountWindow,
+                lambda duration: TimeWindow(duration, self._stats_of),
+            )
             scope = self._scopes[key] = Scope(self._new_stats(), windows)
         return scope
 

@@ -26,8 +26,17 @@ import numpy as np
 class RegressionStats:
     """Error sums and label moments of matched regression pairs."""
 
-    __slots__ = ("absolute_error_sum", "count", "error_sum", "label_m2", "label_mean",
-                 "label_shift", "percentage_count", "percentage_error_sum", "squared_error_sum")
+    __slots__ = (
+        "absolute_error_sum",
+        "count",
+        "error_sum",
+        "label_m2",
+        "label_mean",
+        "label_shift",
+        "percentage_count",
+        "percentage_error_sum",
+        "squared_error_sum",
+    )
 
     def __init__(self) -> None:
         self.count = 0

@@ -89,9 +89,7 @@ class PartitionJoin:
         high = self._high_mark if mark is None else max(mark, self._high_mark)
         return None if high == float("-inf") else high
 
-    def process(
-        self, predictions: list[Prediction], labels: list[Label], now: float
-    ) -> JoinResult:
+    def process(self, predictions: list[Prediction], labels: list[Label], now: float) -> JoinResult:
         """Add a batch (predictions first, then labels), then expire what the watermark passed."""
         result = JoinResult()
         self._add_predictions(predictions, now, result)

@@ -114,8 +114,9 @@ class SinkWorker:
         self._counts: Counter[str] = Counter({result: 0 for result in RESULTS})
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"alert-sink-{sink.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"alert-sink-{sink.name}", daemon=True
+        )
         self._thread.start()
 
     def put(self, notification: Notification) -> None:
@@ -127,8 +128,12 @@ class SinkWorker:
             self._queue.put_nowait(notification)
         except queue.Full:
             self._count("dropped")
-            log.warning("alert sink %s: queue full, dropped %s (%s)", self.sink.name,
-                        notification.alertname, notification.status)
+            log.warning(
+                "alert sink %s: queue full, dropped %s (%s)",
+                self.sink.name,
+                notification.alertname,
+                notification.status,
+            )
 
     def counts(self) -> dict[str, int]:
         """Notifications by result so far."""
@@ -249,22 +254,33 @@ class SinkWorker:
 
     def _failed(self, group: Sequence[Notification], error: DeliveryError) -> None:
         if not error.retryable:
-            log.error("alert sink %s refused %d notification(s), dropped: %s",
-                      self.sink.name, len(group), error)
+            log.error(
+                "alert sink %s refused %d notification(s), dropped: %s",
+                self.sink.name,
+                len(group),
+                error,
+            )
             self._settle(group, "dropped")
             return
         self._failures += 1
         delay = self._backoff.delay(self._failures)
         self._retry_at = self._clock() + delay
         self._count("retried", sum(1 for n in self._pending if n not in self._resends))
-        log.warning("alert sink %s failed (attempt %d), retrying %d notification(s) in %.1fs: %s",
-                    self.sink.name, self._failures, len(self._pending), delay, error)
+        log.warning(
+            "alert sink %s failed (attempt %d), retrying %d notification(s) in %.1fs: %s",
+            self.sink.name,
+            self._failures,
+            len(self._pending),
+            delay,
+            error,
+        )
 
     def _drop_pending(self, why: str) -> None:
         dropped = [fp for fp in self._pending if fp not in self._resends]
         if dropped:
-            log.warning("alert sink %s: %d notification(s) %s, dropped", self.sink.name,
-                        len(dropped), why)
+            log.warning(
+                "alert sink %s: %d notification(s) %s, dropped", self.sink.name, len(dropped), why
+            )
         self._count("dropped", len(dropped))
         self._pending.clear()
         self._resends.clear()

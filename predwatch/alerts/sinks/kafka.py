@@ -33,7 +33,9 @@ class KafkaSink(Sink):
         self.topic = settings.topic
         self.timeout = settings.timeout
         self._config: dict[str, Any] = client_settings(kafka) | {
-            "acks": "all", "retries": 0, "max_block_ms": int(settings.timeout * 1000),
+            "acks": "all",
+            "retries": 0,
+            "max_block_ms": int(settings.timeout * 1000),
         }
         self._producer: KafkaProducer | None = None
 

@@ -58,8 +58,8 @@ class Notification:
 
 def rfc3339(epoch: float) -> str:
     """``epoch`` seconds as an RFC 3339 UTC timestamp (milliseconds), as Alertmanager reads it."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
 
 
@@ -99,8 +99,12 @@ def from_transition(transition: Transition, generator_url: str | None = None) ->
     """The notification of an engine transition to ``firing`` or ``resolved``."""
     status: Status = "resolved" if transition.to_state == "resolved" else "firing"
     return Notification(
-        transition.fingerprint, status, dict(transition.labels), dict(transition.annotations),
+        transition.fingerprint,
+        status,
+        dict(transition.labels),
+        dict(transition.annotations),
         starts_at=transition.starts_at if transition.starts_at is not None else transition.at,
-        ends_at=transition.ends_at, generator_url=generator_url, value=transition.value,
+        ends_at=transition.ends_at,
+        generator_url=generator_url,
+        value=transition.value,
     )
-

@@ -29,8 +29,7 @@ class Notifier:
         clock: Clock = time.monotonic,
     ) -> None:
         self._workers = [
-            SinkWorker(sink, queue_size=queue_size, backoff=backoff, clock=clock)
-            for sink in sinks
+            SinkWorker(sink, queue_size=queue_size, backoff=backoff, clock=clock) for sink in sinks
         ]
 
     @property

@@ -42,7 +42,9 @@ def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float)
     (the request itself is wrong, so sending it again cannot help).
     """
     request = urllib.request.Request(
-        url, data=body, method="POST",
+        url,
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "predwatch", **headers},
     )
     try:

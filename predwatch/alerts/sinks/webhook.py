@@ -146,9 +146,9 @@ class WebhookSink(Sink):
         """The exact bytes POSTed (and signed) for ``group``."""
         if self.settings.format == "slack":
             return encode(slack_payload(group))
-        return encode(webhook_payload(
-            group, receiver=self.settings.receiver, external_url=self.external_url
-        ))
+        return encode(
+            webhook_payload(group, receiver=self.settings.receiver, external_url=self.external_url)
+        )
 
     def send(self, batch: Sequence[Notification]) -> None:
         """POST ``batch`` (one group); raises ``DeliveryError`` (see ``transport.post_json``)."""
