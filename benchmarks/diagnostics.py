@@ -97,7 +97,7 @@ def segment_run(
     pairs, _ = injected_stream(n, seed, uniform, task)
     for start in range(0, n, 1000):
         diagnostics.update(pairs[start : start + 1000], clock=float(start))
-    segments = diagnostics.segments("v1", clock=float(n))
+    segments = diagnostics.segments("v1")
     result: dict[str, Any] = {"seed": seed, "segments": len(segments)}
     if segments:
         fresh, truth = injected_stream(20_000, 1000 + seed, uniform, task)

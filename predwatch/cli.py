@@ -23,8 +23,9 @@ from predwatch.consumer.files import replay
 from predwatch.consumer.kafka import SourceError
 from predwatch.demo.app import add_demo_parser
 from predwatch.diagnostics.cli import add_compare_parser
-from predwatch.drift.profile import ProfileError, build_profile
+from predwatch.drift.profile import ProfileError, ReferenceProfile, build_profile, load_profiles
 from predwatch.exporter import ExporterError
+from predwatch.monitor import Monitor
 from predwatch.service import Service
 
 log = logging.getLogger("predwatch")
@@ -64,10 +65,16 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def _profiles(settings: Settings) -> list[ReferenceProfile]:
+    """The reference profiles drift compares with, read from ``drift.reference.path``."""
+    path = settings.drift.reference.path
+    return load_profiles(path) if settings.drift.enabled and path else []
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     tune_gc()
-    service = Service(settings)
+    service = Service(settings, profiles=_profiles(settings))
     service.run(stop_on_signals())
     return 0
 
@@ -75,7 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     tune_gc()
-    monitor = replay(settings, args.predictions, args.labels)
+    monitor = replay(
+        settings, args.predictions, args.labels, Monitor(settings, _profiles(settings))
+    )
     document = json.dumps(monitor.summary(), indent=2, sort_keys=False)
     if args.summary_json:
         Path(args.summary_json).write_text(document + "\n", encoding="utf-8")

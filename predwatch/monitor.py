@@ -1,8 +1,15 @@
-"""The pure core: decoded batches and a clock in, outcomes, counts and metrics out.
+"""The pure core: decoded batches and a clock in, outcomes out, a report on every tick.
 
-The monitor never reads the wall clock or touches the network; sources hand it
-raw messages of one partition with the time ``now`` (processing time: the wall
-clock in a service, the event time in a replay), and read its state back.
+The monitor never reads the wall clock, touches the network or opens a file;
+sources hand it raw messages of one partition with the time ``now``
+(processing time: the wall clock in a service, the event time in a replay).
+
+Each batch goes through the join of its partition, then one typed view of
+what the join decided (``pipeline.batch.Batch``) through the stages in order:
+counts, quality, drift, diagnostics, delays. ``tick`` makes a report on a
+cadence of event time (``alerts.evaluate_every``) of the figures alert rules
+watch and evaluates the rules; ``refresh`` makes a full report. Readers take
+``monitor.report``, which is immutable.
 
 >>> from predwatch.config import Settings
 >>> monitor = Monitor(Settings.model_validate({"models": {"fraud": {"task": "binary"}}}))
@@ -11,85 +18,49 @@ clock in a service, the event time in a replay), and read its state back.
 >>> changes = monitor.process(0, [prediction], [label], now=160.0)
 >>> changes.outcomes["matched"], monitor.counts.matched
 (1, 1)
+>>> report = monitor.refresh(now=160.0)
+>>> [v.value for v in report.select("accuracy", window="cumulative")]
+[1.0]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import pickle
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, TypeVar
 
-import numpy as np
-
-from predwatch.alerts.engine import AlertEngine, Context, Transition
-from predwatch.alerts.rules import Extra
-from predwatch.batches import group_rows, take_columns, take_records
+from predwatch.alerts.engine import AlertEngine, Transition
 from predwatch.config import Settings
-from predwatch.diagnostics.tree import ModelDiagnostics
-from predwatch.drift.profile import load_profiles
-from predwatch.drift.tracker import ModelDrift
+from predwatch.drift.profile import ReferenceProfile
 from predwatch.events import Decoder
-from predwatch.metrics.delay import DelayHistogram
-from predwatch.metrics.model import ModelMetrics
+from predwatch.pipeline.batch import Batch
+from predwatch.pipeline.builder import ReportBuilder
+from predwatch.pipeline.counts import OUTCOMES, CountsStage, JoinCounts, ModelCounts
+from predwatch.pipeline.delays import DelayStage
+from predwatch.pipeline.diagnostics import DiagnosticsStage
+from predwatch.pipeline.drift import DriftStage
+from predwatch.pipeline.quality import QualityStage
+from predwatch.pipeline.stage import Stage
 from predwatch.records import Invalid, Label, Prediction, Raw
+from predwatch.report import Report, Value
 from predwatch.windowing.join import JoinResult, PartitionJoin
 
-SNAPSHOT_FORMAT = 1
+__all__ = ["Changes", "JoinCounts", "ModelCounts", "Monitor"]
+
+SNAPSHOT_FORMAT = 2
 ALERT_LOG_SIZE = 10_000  # transitions kept for the summary
 _model_version = attrgetter("model", "version")
-_model_of = attrgetter("model")
 T = TypeVar("T")
 
-
-def _pair_model(pair: tuple[Prediction, Label]) -> str:
-    return pair[0].model
-
-
-def _pair_version(pair: tuple[Prediction, Label]) -> str:
-    return pair[0].version
-
-
-def _label_time(pair: tuple[Prediction, Label]) -> float:
-    return pair[1].timestamp
-
-
-@dataclass
-class JoinCounts:
-    """Cumulative outcome counts. Invariants, at every moment:
-
-    ``predictions = matched + unlabelled + pending_predictions + duplicate_predictions``
-    ``labels = matched + orphan_labels + late_labels + duplicate_labels + pending_labels``
-    """
-
-    predictions: int = 0
-    labels: int = 0
-    matched: int = 0
-    unlabelled: int = 0
-    pending_predictions: int = 0
-    orphan_labels: int = 0
-    late_labels: int = 0
-    pending_labels: int = 0
-    duplicate_predictions: int = 0
-    duplicate_labels: int = 0
-    invalid: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class ModelCounts:
-    """Outcome counts of one model version's predictions."""
-
-    predictions: int = 0
-    matched: int = 0
-    unlabelled: int = 0
-    duplicate_predictions: int = 0
+Tap = Callable[[Batch], None]
+"""Something that observes every batch after the stages (e.g. ``predwatch compare``)."""
 
 
 @dataclass
@@ -103,45 +74,67 @@ class Changes:
 class Monitor:
     """Joins, counts and scores the predictions and labels of every partition."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, profiles: Sequence[ReferenceProfile] = ()) -> None:
         self.settings = settings
         self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
-        self.counts = JoinCounts()
-        self.invalid_reasons: Counter[tuple[str, str]] = Counter()  # (topic, reason)
-        self.model_counts: dict[tuple[str, str], ModelCounts] = {}
-        self.metrics = {
-            name: ModelMetrics(model, settings.metrics) for name, model in settings.models.items()
-        }
-        path = settings.drift.reference.path
-        profiles = load_profiles(path) if settings.drift.enabled and path else []
-        self.drift = {name: ModelDrift(name, settings, profiles) for name in settings.models}
-        self.diagnostics = {
-            name: ModelDiagnostics(model, settings.diagnostics, name)
-            for name, model in settings.models.items()
-        }
+        self._counts = CountsStage()
+        self._quality = QualityStage(settings)
+        self._drift = DriftStage(settings, profiles)
+        self._diagnostics = DiagnosticsStage(settings)
+        self.stages: list[Stage] = [
+            self._counts,
+            self._quality,
+            self._drift,
+            self._diagnostics,
+            DelayStage(),
+        ]
+        self.taps: list[Tap] = []
         self.alerts = AlertEngine(settings.alerts)
-        self.alert_metrics = {rule.metric for rule in settings.alerts.all_rules()}
-        self._detections_seen: dict[tuple[str, str], int] = {}
         self.alert_log: deque[Transition] = deque(maxlen=ALERT_LOG_SIZE)
-        self.last_arrival = float("-inf")  # processing time of the latest message
-        self.label_delays: dict[str, DelayHistogram] = {}  # per model
-        self.event_clock = float("-inf")  # the largest prediction time seen
-        self.last_event_time = float("-inf")  # the largest time of any valid event
+        self.report = Report()  # the latest full report, for readers
+        self._tick_report = Report()  # the latest tick's, for "since the previous tick"
+        self.last_arrival = -math.inf  # processing time of the latest message
+        self.event_clock = -math.inf  # the largest prediction time seen
+        self.last_event_time = -math.inf  # the largest time of any valid event
+        self._ticked_at: float | None = None  # event time of the latest tick
+
+    # --- what the stages hold, for readers that need more than the report --------------------
+
+    @property
+    def counts(self) -> JoinCounts:
+        return self._counts.counts
+
+    @property
+    def model_counts(self) -> dict[tuple[str, str], ModelCounts]:
+        return self._counts.model_counts
+
+    @property
+    def invalid_reasons(self) -> Counter[tuple[str, str]]:
+        return self._counts.invalid_reasons
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        return self._quality.metrics
+
+    @property
+    def drift(self) -> Mapping[str, Any]:
+        return self._drift.drift
+
+    @property
+    def diagnostics(self) -> Mapping[str, Any]:
+        return self._diagnostics.diagnostics
+
+    @property
+    def ticked_at(self) -> float | None:
+        """The event time of the latest tick, None before the first."""
+        return self._ticked_at
 
     def watermarks(self, now: float) -> dict[int, float | None]:
         """Each partition's join watermark at processing time ``now``."""
         return {partition: join.watermark(now) for partition, join in self._joins.items()}
 
-    def _join(self, partition: int, now: float) -> PartitionJoin:
-        join = self._joins.get(partition)
-        if join is None:
-            j = self.settings.join
-            join = PartitionJoin(
-                j.label_timeout, j.grace, j.idle_timeout, j.expired_id_memory, created=now
-            )
-            self._joins[partition] = join
-        return join
+    # --- the hot path ----------------------------------------------------------------------
 
     def process(
         self, partition: int, predictions: Sequence[Raw], labels: Sequence[Raw], now: float
@@ -156,204 +149,183 @@ class Monitor:
     def process_records(
         self,
         partition: int,
-        decoded_predictions: list[Prediction],
-        decoded_labels: list[Label],
+        predictions: list[Prediction],
+        labels: list[Label],
         invalid: list[Invalid],
         now: float,
     ) -> Changes:
         """As ``process``, for messages a source has already decoded (see ``Decoder``)."""
-        changes = Changes(invalid=invalid)
-        if decoded_predictions or decoded_labels or invalid:
+        if predictions or labels or invalid:
             self.last_arrival = max(self.last_arrival, now)
-        if decoded_predictions:
-            self.event_clock = max(self.event_clock, max(p.timestamp for p in decoded_predictions))
+        if predictions:
+            self.event_clock = max(self.event_clock, max(p.timestamp for p in predictions))
         self.last_event_time = max(self.event_clock, self.last_event_time)
-        if decoded_labels:
-            latest_label = max(label.timestamp for label in decoded_labels)
-            self.last_event_time = max(self.last_event_time, latest_label)
-        keys = list(map(_model_version, decoded_predictions))
-        for key, count in Counter(keys).items():
-            self._model_counts(key).predictions += count
-        self.counts.predictions += len(decoded_predictions)
-        self.counts.labels += len(decoded_labels)
-        result = self._join(partition, now).process(decoded_predictions, decoded_labels, now)
-        self._apply(result, changes, decoded_predictions, keys)
-        return changes
+        if labels:
+            self.last_event_time = max(self.last_event_time, max(x.timestamp for x in labels))
+        result = self._join(partition, now).process(predictions, labels, now)
+        keys = list(map(_model_version, predictions))
+        batch = Batch(self.event_clock, predictions, keys, len(labels), result, list(invalid))
+        return self._run(batch, arrived=predictions)
 
     def advance(self, now: float) -> Changes:
         """Expire, in every partition, what the watermarks have passed by ``now``."""
-        changes = Changes()
+        result = JoinResult()
         for join in self._joins.values():
-            result = JoinResult()
             join.expire(now, result)
-            self._apply(result, changes)
-        return changes
+        return self._run(Batch(self.event_clock, result=result))
 
-    def _model_counts(self, key: tuple[str, str]) -> ModelCounts:
-        counts = self.model_counts.get(key)
-        if counts is None:
-            counts = self.model_counts[key] = ModelCounts()
-        return counts
+    def _join(self, partition: int, now: float) -> PartitionJoin:
+        join = self._joins.get(partition)
+        if join is None:
+            j = self.settings.join
+            join = PartitionJoin(
+                j.label_timeout, j.grace, j.idle_timeout, j.expired_id_memory, created=now
+            )
+            self._joins[partition] = join
+        return join
 
-    def _apply(
-        self,
-        result: JoinResult,
-        changes: Changes,
-        arrived: Sequence[Prediction] = (),
-        keys: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        """Count what the join decided; feed metrics and drift in the order events happened:
-        arrivals (with their ``(model, version)`` keys), then matches, then expiries."""
-        counts = self.counts
+    def _run(self, batch: Batch, arrived: Sequence[Prediction] = ()) -> Changes:
+        """Build the batch's view and hand it to every stage, then to the taps."""
+        result = batch.result
         # A label whose value does not fit its model's task is invalid, not a label.
-        counts.labels -= len(result.invalid_labels)
-        changes.invalid.extend(
-            Invalid("labels", "bad_type:" + self.settings.fields.label, _raw_of(label))
-            for label in result.invalid_labels
+        batch.labels_received -= len(result.invalid_labels)
+        field_name = "bad_type:" + self.settings.fields.label
+        batch.invalid.extend(
+            Invalid("labels", field_name, _raw_of(label)) for label in result.invalid_labels
         )
-        for invalid in changes.invalid:
-            self.invalid_reasons[invalid.topic, invalid.reason] += 1
-        counts.invalid += len(changes.invalid)
-        counts.matched += len(result.matched)
-        counts.unlabelled += len(result.unlabelled)
-        counts.orphan_labels += len(result.orphan_labels)
-        counts.late_labels += len(result.late_labels)
-        counts.duplicate_predictions += len(result.duplicate_predictions)
-        counts.duplicate_labels += len(result.duplicate_labels)
+        self._view(batch, arrived)
+        for stage in self.stages:
+            stage.observe(batch)
+        counts = self.counts
         counts.pending_predictions = sum(j.pending_predictions for j in self._joins.values())
         counts.pending_labels = sum(j.pending_labels for j in self._joins.values())
-        outcomes = changes.outcomes
-        outcomes["invalid"] += len(changes.invalid)
-        for name in (
-            "matched",
-            "unlabelled",
-            "orphan_labels",
-            "late_labels",
-            "duplicate_predictions",
-            "duplicate_labels",
-        ):
-            outcomes[name] += len(getattr(result, name))
-        for prediction in result.unlabelled:
-            self._model_counts((prediction.model, prediction.version)).unlabelled += 1
-        for prediction in result.duplicate_predictions:
-            self._model_counts((prediction.model, prediction.version)).duplicate_predictions += 1
-        clock = self.event_clock
+        for tap in self.taps:
+            tap(batch)
+        changes = Changes(invalid=batch.invalid)
+        changes.outcomes["invalid"] += len(batch.invalid)
+        for outcome in OUTCOMES:
+            changes.outcomes[outcome] += len(getattr(result, outcome))
+        return changes
+
+    def _view(self, batch: Batch, arrived: Sequence[Prediction]) -> None:
+        """Each model's arrivals (duplicates left out), matched pairs with their columns, and
+        expired predictions."""
+        result, keys = batch.result, batch.keys
         if arrived and self.settings.drift.enabled:
             if result.duplicate_predictions:
                 repeated = {id(p) for p in result.duplicate_predictions}
                 kept = [i for i, p in enumerate(arrived) if id(p) not in repeated]
                 arrived, keys = [arrived[i] for i in kept], [keys[i] for i in kept]
-            for (model, version), rows in group_rows(keys):
-                self.drift[model].on_predictions(version, take_records(arrived, rows), clock)
-        for model, pairs in _by_model(result.matched, _pair_model).items():
-            versions = group_rows(list(map(_pair_version, pairs)))
-            for version, rows in versions:
-                self._model_counts((model, version)).matched += len(pairs if rows is None else rows)
-            metrics, drift = self.metrics[model], self.drift[model]
-            diagnostics = self.diagnostics[model]
-            columns = metrics.columns(pairs)
-            metrics.update(pairs, clock, columns, versions)
-            for version, rows in versions:
-                if drift.on_matched(version, take_columns(columns, rows), clock):
-                    diagnostics.rotate(version)  # the error pattern has moved
-            diagnostics.update(pairs, clock)
-            delays = self.label_delays.get(model)
-            if delays is None:
-                delays = self.label_delays[model] = DelayHistogram()
-            label_times = np.fromiter(map(_label_time, pairs), np.float64, len(pairs))
-            delays.observe(label_times - columns["timestamp"])
-        for model, predictions in _by_model(result.unlabelled, _model_of).items():
-            self.drift[model].on_expired(predictions, clock)
+            for model, items in _by_model(list(zip(arrived, keys, strict=True))).items():
+                batch.model(model).add_arrivals([p for p, _ in items], [k for _, k in items])
+        for model, pairs in _by_model(result.matched).items():
+            batch.model(model).add_matched(pairs, self._quality.columns_of(model))
+        for model, predictions in _by_model(result.unlabelled).items():
+            batch.model(model).unlabelled = predictions
 
-    def figures(self, drift: bool = True) -> dict[str, Any]:
-        """Join counts, every model version's metrics and (unless ``drift`` is false) drift,
-        estimates and calibration, and feature quality."""
-        models: dict[str, Any] = {}
-        for name, metrics in self.metrics.items():
-            versions = metrics.report(self.event_clock)
-            drift_report = self.drift[name].report(self.event_clock) if drift else {}
-            for version, entry in drift_report.items():
-                versions.setdefault(version, {"task": metrics.task}).update(entry)
-            if drift:
-                for version, entry in self.diagnostics[name].report(self.event_clock).items():
-                    versions.setdefault(version, {"task": metrics.task})["segments"] = entry[
-                        "segments"
-                    ]
-            if versions:
-                models[name] = dict(sorted(versions.items()))
-        quality = {
-            name: _nested(drift.quality()) for name, drift in self.drift.items() if drift.quality()
-        }
-        alpha = self.settings.diagnostics.comparison_alpha
-        comparisons = [
-            {"model": name, **c.as_dict(), "significant": c.significant(alpha)}
-            for name, diagnostics in self.diagnostics.items()
-            for c in diagnostics.comparisons()
-        ]
-        return {
-            "join": self.counts.as_dict(),
-            "models": models,
-            "quality": quality,
-            "comparisons": comparisons,
-        }
+    # --- the report ------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, Any]:
-        """``figures()`` and the alert transitions so far, as a JSON-ready document."""
-        return {**self.figures(), "alerts": [t.as_dict() for t in self.alert_log]}
+    def tick(self, now: float, extra: Iterable[Value] = ()) -> list[Transition]:
+        """Evaluate the alert rules if the event clock has reached the next multiple of
+        ``alerts.evaluate_every``; the transitions.
 
-    def evaluate_alerts(
-        self, now: float, extra: Extra | None = None, context: Context | None = None
-    ) -> list[Transition]:
-        """Evaluate the alert rules if ``alerts.evaluate_every`` has passed; the transitions.
-
-        ``extra`` carries figures the core does not hold (consumer lag, seconds
-        since the last event); ``context`` extra annotation variables.
+        Only the figures rules watch are computed, so a replay can tick after every batch.
+        ``extra`` are figures of the service, not the core (consumer lag). The clock is the
+        join's watermark (see ``_clock``).
         """
-        if not self.alert_metrics or not self.alerts.due(now):
+        clock = self._clock(now)
+        every = self.settings.alerts.evaluate_every
+        if not math.isfinite(clock):
             return []
-        extra, context = {**self._drift_figures(), **(extra or {})}, dict(context or {})
-        for key, last_drift in self._last_drifts().items():
-            context[key] = {**context.get(key, {}), "last_drift": last_drift}
-        for model, diagnostics in self.diagnostics.items():
-            for version in self.metrics[model].versions():
-                segments = diagnostics.segments_for_alerts(version)  # as last computed
-                if segments:
-                    context[model, version] = {
-                        **context.get((model, version), {}),
-                        "top_segments": segments,
-                    }
-        transitions = self.alerts.evaluate(self.figures(drift=False), now, extra, context)
+        if self._ticked_at is not None and _step(clock, every) <= _step(self._ticked_at, every):
+            return []
+        self._ticked_at = clock
+        if not self._rules_exist():
+            return []
+        report = self._make_report(now, extra, self._watched(), self._tick_report)
+        self._tick_report = report
+        transitions = self.alerts.evaluate(report, clock, self._context())
         self.alert_log.extend(transitions)
+        if transitions:
+            self.report = self._with_alerts(self.report)
         return transitions
 
-    def _drift_figures(self) -> dict[str, Any]:
-        """Drift figures for the rules that watch them: ``concept_drift`` is 1 for a model
-        version with a detection since the last evaluation; ``feature_drift`` counts drifting
-        columns."""
-        figures: dict[str, Any] = {}
-        if "concept_drift" in self.alert_metrics:
-            flags: dict[str, dict[str, int]] = {}
-            for model, drift in self.drift.items():
-                for version, (count, _) in drift.concept_detections().items():
-                    seen = self._detections_seen.get((model, version), 0)
-                    flags.setdefault(model, {})[version] = int(count > seen)
-                    self._detections_seen[model, version] = count
-            figures["concept_drift"] = flags
-        if "feature_drift" in self.alert_metrics:
-            figures["feature_drift"] = {
-                model: drift.drifting_features(self.event_clock)
-                for model, drift in self.drift.items()
-            }
-        return figures
+    def refresh(self, now: float, extra: Iterable[Value] = (), fresh: bool = False) -> Report:
+        """Make a full report (every figure, and the alerts as of the latest tick) and publish
+        it as ``report``; ``fresh`` searches segments again even when not due."""
+        report = self._make_report(now, extra, None, self._tick_report, fresh)
+        self.report = self._with_alerts(report)
+        return self.report
 
-    def _last_drifts(self) -> dict[tuple[str, str], str]:
-        """The event time of each model version's latest concept drift detection."""
-        return {
-            (model, version): datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
-            for model, drift in self.drift.items()
-            for version, (_, at) in drift.concept_detections().items()
-            if at is not None
-        }
+    def summary(self, now: float | None = None) -> dict[str, Any]:
+        """A fresh full report as the JSON document of a replay; ``now`` (default: when the
+        latest message arrived) is when watermarks are read."""
+        at = now if now is not None else self.last_arrival
+        return dict(self.refresh(at, fresh=True).summary)
+
+    def _clock(self, now: float) -> float:
+        """The tick's event time: the smallest partition watermark, up to which every input is
+        taken as complete (idle inputs follow processing time). With a backlog on one topic
+        the watermark waits for the other, so rules are evaluated at the same event times
+        whatever the order the topics are read in."""
+        marks = [mark for mark in self.watermarks(now).values() if mark is not None]
+        return min(marks) if marks else -math.inf
+
+    def _make_report(
+        self,
+        now: float,
+        extra: Iterable[Value],
+        wanted: frozenset[str] | None,
+        previous: Report,
+        fresh: bool = False,
+    ) -> Report:
+        """The stages' figures as of the event clock (windows end at the latest prediction);
+        ``wanted`` the families to compute (None: all); ``previous`` the last tick's report."""
+        builder = ReportBuilder(self.event_clock, wanted, previous=previous, fresh=fresh)
+        for stage in self.stages:
+            stage.report(builder)
+        for partition, mark in self.watermarks(now).items():
+            if mark is not None and math.isfinite(mark):
+                builder.watermarks[partition] = mark
+        builder.last_event_time = self.last_event_time
+        for value in extra:
+            builder.add(value.metric, value.labels, value.value, value.samples)
+        return builder.build()
+
+    def _with_alerts(self, report: Report) -> Report:
+        summary = {**report.summary, "alerts": [t.as_dict() for t in self.alert_log]}
+        return dataclasses.replace(report, alerts=tuple(self.alerts.alerts()), summary=summary)
+
+    def _rules_exist(self) -> bool:
+        return bool(self.settings.alerts.all_rules())
+
+    def _watched(self) -> frozenset[str]:
+        """The families the alert rules watch."""
+        from predwatch.catalogue import FIGURES
+
+        return frozenset(
+            FIGURES[r.metric].metric
+            for r in self.settings.alerts.all_rules()
+            if r.metric in FIGURES
+        )
+
+    def _context(self) -> Callable[[str, str], Mapping[str, str]]:
+        """Annotation variables of a model version, computed only when an alert is rendered."""
+
+        def variables(model: str, version: str) -> Mapping[str, str]:
+            found: dict[str, str] = {}
+            if model in self._diagnostics.diagnostics:
+                segments = self._diagnostics.top_segments(model, version)
+                found["top_segments"] = segments or "no failing segment found yet"
+            drift = self._drift.drift.get(model)
+            at = drift.concept_detections().get(version, (0, None))[1] if drift else None
+            if at is not None:
+                found["last_drift"] = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+            return found
+
+        return variables
+
+    # --- state -----------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
         """All state, serialised; ``Monitor.restore`` continues from it with identical results.
@@ -361,43 +333,60 @@ class Monitor:
         A snapshot is trusted input (it is unpickled): load only snapshots
         predwatch itself wrote.
         """
-        state = {k: v for k, v in self.__dict__.items() if k not in ("settings", "decoder")}
+        state = {
+            "joins": self._joins,
+            "stages": {stage.name: stage.state() for stage in self.stages},
+            "alerts": self.alerts,
+            "alert_log": self.alert_log,
+            "clocks": (self.last_arrival, self.event_clock, self.last_event_time, self._ticked_at),
+        }
         return pickle.dumps((SNAPSHOT_FORMAT, state), protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def restore(cls, settings: Settings, snapshot: bytes) -> Monitor:
+    def restore(
+        cls, settings: Settings, snapshot: bytes, profiles: Sequence[ReferenceProfile] = ()
+    ) -> Monitor:
         """A monitor that continues from ``snapshot`` under ``settings``."""
         version, state = pickle.loads(snapshot)
         if version != SNAPSHOT_FORMAT:
             raise ValueError(
                 f"snapshot format {version} is not supported (expected {SNAPSHOT_FORMAT})"
             )
-        monitor = cls(settings)
-        monitor.__dict__.update(state)
+        monitor = cls(settings, profiles)
+        monitor._joins = state["joins"]
+        for stage in monitor.stages:
+            stage.load_state(state["stages"][stage.name])
+        monitor.alerts = state["alerts"]
         monitor.alerts.reconfigure(settings.alerts)
-        monitor.alert_metrics = {rule.metric for rule in settings.alerts.all_rules()}
+        monitor.alert_log = state["alert_log"]
+        clocks = state["clocks"]
+        monitor.last_arrival, monitor.event_clock, monitor.last_event_time = clocks[:3]
+        monitor._ticked_at = clocks[3]
         return monitor
 
 
-def _nested(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
-    """``{(feature, kind): n}`` as ``{feature: {kind: n}}``."""
-    nested: dict[str, dict[str, int]] = {}
-    for (feature, kind), count in sorted(counts.items()):
-        nested.setdefault(feature, {})[kind] = count
-    return nested
+def _step(clock: float, every: float) -> float:
+    """The number of the cadence step ``clock`` falls in."""
+    return math.floor(clock / every) if math.isfinite(clock) else clock
 
 
-def _by_model(items: Sequence[T], model_of: Callable[[T], str]) -> dict[str, list[T]]:
-    """Items grouped by model, in their order."""
+def _by_model(items: Sequence[T]) -> dict[str, list[T]]:
+    """Items grouped by model, in their order; one model keeps the whole list."""
     if not items:
         return {}
-    first = model_of(items[0])
-    if all(model_of(item) == first for item in items):
+    models = [_model(item) for item in items]
+    first = models[0]
+    if models.count(first) == len(models):
         return {first: list(items)}
     groups: dict[str, list[T]] = {}
-    for item in items:
-        groups.setdefault(model_of(item), []).append(item)
+    for model, item in zip(models, items, strict=True):
+        groups.setdefault(model, []).append(item)
     return groups
+
+
+def _model(item: Any) -> str:
+    """The model of a prediction, or of the prediction heading a pair or an arrival."""
+    return item.model if isinstance(item, Prediction) else item[0].model
 
 
 def _raw_of(label: Any) -> Raw:

@@ -1,9 +1,12 @@
 """The long-running service: Kafka source, monitor, alerts and exporter, wired together.
 
-One lock guards the monitor: the source holds it while it processes a batch,
-the collector while a scrape reads and the alert loop while it evaluates, so
-each sees a state between two batches. Alert notifications are handed to the
-sinks outside the lock; delivery never holds up consumption.
+One lock guards the monitor's state: the source holds it while it processes a
+batch and, after each batch, while the rules are evaluated if the event clock
+reached the next ``alerts.evaluate_every``; the tick loop while it refreshes
+the full report (every few seconds) and evaluates the rules while no event
+arrives. Readers (``/metrics``, ``/alerts``) take the latest report, which is
+immutable, without the lock: a scrape never holds up consumption. Alert
+notifications are handed to the sinks outside the lock.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -22,12 +25,15 @@ from predwatch.alerts.sinks import Notifier, build_notifier
 from predwatch.alerts.sinks.notification import from_transition
 from predwatch.config import Settings
 from predwatch.consumer.kafka import KafkaSource
-from predwatch.exporter import Health, MetricsServer, MonitorCollector, start_http_server
+from predwatch.drift.profile import ReferenceProfile
+from predwatch.exporter import Health, MetricsServer, ReportCollector, start_http_server
 from predwatch.monitor import Monitor
+from predwatch.report import Value, iso
 
 log = logging.getLogger(__name__)
 
-ALERT_TICK = 1.0  # seconds between checks whether alert rules are due
+TICK = 1.0  # seconds between checks whether a report is due
+REFRESH = 5.0  # seconds between full reports for /metrics, /alerts and /status
 
 
 class Service:
@@ -37,27 +43,29 @@ class Service:
     once (``ExporterError``) and ``url`` is known before consumption starts.
     """
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        profiles: Sequence[ReferenceProfile] = (),
+    ) -> None:
         self.settings = settings
         self._clock = clock
-        self.monitor = Monitor(settings)
+        self.monitor = Monitor(settings, profiles)
         self.lock = threading.Lock()
         self.health = Health(clock=clock)
         self.notifier: Notifier = build_notifier(settings.alerts.sinks, settings.kafka)
         self.registry = CollectorRegistry()
         self.registry.register(
-            MonitorCollector(
-                self.monitor,
-                self.lock,
-                self.health,
-                clock=clock,
-                notifications=self.notifier.counts,
-            )
+            ReportCollector(lambda: self.monitor.report, self.health, self.notifier.counts)
         )
         self.server: MetricsServer = start_http_server(
             settings.http, self.registry, self.health, alerts=self.alert_state
         )
-        self.source = KafkaSource(settings, self.monitor, self.lock, self.health, clock=clock)
+        self.source = KafkaSource(
+            settings, self.monitor, self.lock, self.health, clock=clock, after_batch=self._evaluate
+        )
+        self._refreshed = -math.inf  # processing time of the latest full report
 
     @property
     def url(self) -> str:
@@ -66,30 +74,41 @@ class Service:
 
     def run(self, stop: threading.Event) -> None:
         """Consume and alert until ``stop`` is set, then close the consumer, sinks and endpoint."""
-        alerting = threading.Thread(
-            target=self._alert_loop, args=(stop,), name="predwatch-alerts", daemon=True
+        ticking = threading.Thread(
+            target=self._tick_loop, args=(stop,), name="predwatch-ticks", daemon=True
         )
-        alerting.start()
+        ticking.start()
         try:
             self.source.run(stop)
         finally:
             stop.set()
-            alerting.join(5)
+            ticking.join(5)
             self.notifier.close(timeout=5)
             self.server.shutdown()
 
-    def _alert_loop(self, stop: threading.Event) -> None:
-        while not stop.wait(ALERT_TICK):
+    def _tick_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(TICK):
             try:
-                self.evaluate_alerts()
-            except Exception:  # a failed evaluation must not end alerting for good
-                log.exception("alert evaluation failed; trying again at the next tick")
+                self.tick()
+            except Exception:  # a failed report must not end reporting and alerting for good
+                log.exception("making the report failed; trying again at the next tick")
 
-    def evaluate_alerts(self) -> int:
-        """Evaluate the rules if due and hand firing and resolved alerts to the sinks."""
+    def tick(self) -> int:
+        """Evaluate the rules if due (while idle, the event clock runs on with processing time)
+        and refresh the report readers see; the notifications handed to the sinks."""
         now = self._clock()
+        sent = self._evaluate(now)
+        if now - self._refreshed >= REFRESH:
+            with self.lock:
+                self.monitor.refresh(now, self._extra(now))
+            self._refreshed = now
+        return sent
+
+    def _evaluate(self, now: float) -> int:
+        """Evaluate the rules if the event clock reached the next step (after every batch, so a
+        backlog is evaluated step by step as a replay is); notify the sinks."""
         with self.lock:
-            transitions = self.monitor.evaluate_alerts(now, self._extra(now))
+            transitions = self.monitor.tick(now, self._extra(now))
         notifications = [
             from_transition(t, self._generator_url(t.labels.get("model")))
             for t in transitions
@@ -99,21 +118,24 @@ class Service:
             self.notifier.notify(notifications)
         return len(notifications)
 
-    def _extra(self, now: float) -> dict[str, Any]:
+    def _extra(self, now: float) -> list[Value]:
         """Figures of the service, not the core, that rules can watch."""
-        lag: dict[str, float] = {}
-        for (_, partition), records in self.health.lags().items():
-            lag[str(partition)] = lag.get(str(partition), 0) + records
-        extra: dict[str, Any] = {"consumer_lag": lag}
+        extra = [
+            Value("predwatch_consumer_lag", (topic, str(partition)), float(records))
+            for (topic, partition), records in sorted(self.health.lags().items())
+        ]
         if math.isfinite(self.monitor.last_arrival):
-            extra["seconds_since_last_event"] = max(0.0, now - self.monitor.last_arrival)
+            idle = max(0.0, now - self.monitor.last_arrival)
+            extra.append(Value("predwatch_seconds_since_last_event", (), idle))
         return extra
 
     def _generator_url(self, model: str | None) -> str:
         base = self.settings.alerts.sinks.external_url.rstrip("/") or self.url
         return f"{base}/alerts" + (f"?model={quote(model)}" if model else "")
 
-    def alert_state(self) -> dict[str, Any]:
-        """Every alert's state, for ``/alerts``."""
-        with self.lock:
-            return self.monitor.alerts.state()
+    def alert_state(self, model: str | None = None) -> dict[str, Any]:
+        """Every alert's state (of ``model`` only, when given), for ``/alerts``."""
+        report = self.monitor.report
+        evaluated = self.monitor.alerts.evaluated_at
+        alerts = [alert.as_dict() for alert in report.alerts_of(model)]
+        return {"evaluated_at": evaluated, "evaluated_at_iso": iso(evaluated), "alerts": alerts}

@@ -10,19 +10,21 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reports import report_of
 
 from predwatch.alerts.engine import AlertEngine, Transition
 from predwatch.alerts.lifecycle import ALLOWED
 from predwatch.alerts.settings import AlertSettings
+from predwatch.report import Report
 
 Step = tuple[float, float | None, int]  # now, accuracy (None: undefined), count
 
 
 def summary(
     accuracy: float | None, count: int = 1000, versions: tuple[str, ...] = ("v3",)
-) -> dict[str, Any]:
+) -> Report:
     entry = {"task": "binary", "cumulative": {"count": count, "accuracy": accuracy}, "windows": {}}
-    return {"join": {}, "models": {"fraud": dict.fromkeys(versions, entry)}}
+    return report_of({"join": {}, "models": {"fraud": dict.fromkeys(versions, entry)}})
 
 
 def engine_for(**rule: Any) -> AlertEngine:
@@ -194,11 +196,10 @@ def test_active_and_state_show_pending_firing_and_resolved() -> None:
     assert [(a.state, a.since, a.starts_at) for a in engine.active()] == [("firing", 0.0, 60.0)]
     engine.evaluate(summary(0.95), 120.0)
     assert engine.active() == []
-    state = engine.state()
-    assert state["evaluated_at"] == 120.0
-    assert [(a["state"], a["ends_at"]) for a in state["alerts"]] == [("resolved", 120.0)]
+    assert engine.evaluated_at == 120.0
+    assert [(a.state, a.ends_at) for a in engine.alerts()] == [("resolved", 120.0)]
     engine.evaluate(summary(0.95), 120.0 + 900)  # resolved alerts are forgotten after 15m
-    assert engine.state()["alerts"] == []
+    assert engine.alerts() == []
 
 
 def test_due_follows_evaluate_every() -> None:
@@ -225,13 +226,13 @@ def test_a_removed_rule_resolves_its_firing_alert() -> None:
     engine.reconfigure(AlertSettings())
     (ended,) = engine.evaluate(summary(0.8), 60.0)
     assert (ended.from_state, ended.to_state, ended.ends_at) == ("firing", "resolved", 60.0)
-    assert engine.state()["alerts"] == []
+    assert engine.alerts() == []
 
 
 def test_context_reaches_the_annotations() -> None:
     engine = engine_for(annotations={"description": "last drift: {{last_drift}}"})
     (fired,) = engine.evaluate(
-        summary(0.8), 0.0, context={("fraud", "v3"): {"last_drift": "2026-11-27 04:10 UTC"}}
+        summary(0.8), 0.0, context=lambda model, version: {"last_drift": "2026-11-27 04:10 UTC"}
     )
     assert fired.annotations["description"] == "last drift: 2026-11-27 04:10 UTC"
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from reports import report_of
 
 from predwatch.alerts.engine import AlertEngine, format_value, render_annotations
 from predwatch.alerts.rules import AlertKey, Observation, observe
-from predwatch.alerts.settings import FIGURES, AlertSettings, RuleSettings, check_alerts
+from predwatch.alerts.settings import AlertSettings, RuleSettings, check_alerts
+from predwatch.catalogue import FIGURES
 from predwatch.config import Settings
 
 CONFIG = Settings.model_validate(
@@ -162,10 +164,8 @@ PROBLEMS = [
     Problem(
         {"name": "FraudAccuracyLow", "model": "fraud", "metric": "acuracy", "below": 0.9},
         [
-            "alerts.rules[0] (FraudAccuracyLow): unknown metric 'acuracy'; known: count, "
-            "accuracy, precision, recall, f1, roc_auc, log_loss, brier, label_coverage, "
-            "unlabelled, orphan_labels, late_labels, invalid, pending_predictions, "
-            "concept_drift, feature_drift, consumer_lag, seconds_since_last_event"
+            "alerts.rules[0] (FraudAccuracyLow): unknown metric 'acuracy'; did you mean "
+            "'accuracy'? every figure a rule may watch is listed in docs/metrics.md"
         ],
     ),
     # Unknown model and window names are listed against what is configured.
@@ -268,18 +268,18 @@ EXPANSIONS = [
 
 @pytest.mark.parametrize("case", EXPANSIONS, ids=lambda c: str(c.rule))
 def test_observe_expands_to_matching_keys(case: Expansion) -> None:
-    observed = list(observe(rule(**case.rule), SUMMARY, case.extra))
+    observed = list(observe(rule(**case.rule), report_of(SUMMARY, case.extra)))
     assert [tuple(o.key)[1:] for o in observed] == case.keys
 
 
 def test_observations_carry_the_window_count_and_coverage_its_denominator() -> None:
-    (window,) = observe(rule(model="fraud", version="v3", window="1h"), SUMMARY)
+    (window,) = observe(rule(model="fraud", version="v3", window="1h"), report_of(SUMMARY))
     assert (window.value, window.samples) == (0.5, 1000)
-    (coverage,) = observe(rule(metric="label_coverage"), SUMMARY)
+    (coverage,) = observe(rule(metric="label_coverage"), report_of(SUMMARY))
     assert (coverage.value, coverage.samples) == (0.75, 400)
-    (invalid,) = observe(rule(metric="invalid", above=1, below=None), SUMMARY)
+    (invalid,) = observe(rule(metric="invalid", above=1, below=None), report_of(SUMMARY))
     assert invalid.samples is None  # counts need no sample gate
-    assert list(observe(rule(metric="label_coverage"), {"join": {"matched": 0}})) == []
+    assert list(observe(rule(metric="label_coverage"), report_of({"join": {"matched": 0}}))) == []
 
 
 def test_annotations_render_values_thresholds_and_context() -> None:
@@ -298,7 +298,7 @@ def test_annotations_render_values_thresholds_and_context() -> None:
         fraud,
         key,
         Observation(key, 0.8873720136518771, 812),
-        {("fraud", "v3"): {"top_segments": "region=eu"}},
+        lambda model, version: {"top_segments": "region=eu"} if version == "v3" else {},
     )
     assert annotations == {
         "summary": "Accuracy of fraud v3 (1h) is 0.8874 (< 0.9, clears at 0.92)",
@@ -323,7 +323,7 @@ def test_builtin_annotations_read_well() -> None:
         {"builtin": {"consumer_lag": {"enabled": True, "for": 0, "above": 1000}}}
     )
     engine = AlertEngine(alerts)
-    (fired,) = engine.evaluate({}, 0.0, extra={"consumer_lag": {"3": 25000}})
+    (fired,) = engine.evaluate(report_of({}, {"consumer_lag": {"3": 25000}}), 0.0)
     assert fired.annotations["summary"] == (
         "Consumer lag of partition 3 is 25000 messages (> 1000)"
     )

@@ -92,6 +92,9 @@ def test_accuracy_drop_fires_and_recovery_resolves(
             {
                 "models": {"fraud": {"task": "binary"}},
                 "metrics": {"windows": [{"name": "last_100", "events": 100}]},
+                # Rules are evaluated as event time passes; between the test's bursts of
+                # traffic the watermark follows the clock after a short idle time.
+                "join": {"grace": "1s", "idle_timeout": "2s"},
                 "kafka": {
                     "bootstrap_servers": kafka_broker.bootstrap_servers,
                     "group_id": unique_group(),

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from predwatch.config import ModelSettings
+from predwatch.config import ModelSettings, Settings
 from predwatch.diagnostics.segments import Condition, find_segments, rule_text, segment_id
 from predwatch.diagnostics.settings import DiagnosticsSettings
 from predwatch.diagnostics.tree import (
@@ -25,6 +25,8 @@ from predwatch.diagnostics.tree import (
     hash_unit,
     pair_errors,
 )
+from predwatch.pipeline.builder import ReportBuilder
+from predwatch.pipeline.diagnostics import DiagnosticsStage
 from predwatch.records import Label, Prediction
 
 _spec = importlib.util.spec_from_file_location(
@@ -143,15 +145,29 @@ def test_model_diagnostics_report_alerts_and_comparisons() -> None:
     assert comparison.groups == ("v1", "v2") and comparison.p_value < 1e-10
 
 
-def test_refresh_waits_for_new_pairs_or_time() -> None:
-    settings = DiagnosticsSettings(sample_rate=0.3, refresh_pairs=10_000, refresh_interval=60)
-    diagnostics = ModelDiagnostics(ModelSettings(task="binary"), settings)
+def test_reports_search_segments_again_after_new_pairs_or_time() -> None:
+    settings = Settings.model_validate(
+        {
+            "models": {"m": {"task": "binary"}},
+            "diagnostics": {"sample_rate": 0.3, "refresh_pairs": 10_000, "refresh_interval": 60},
+        }
+    )
+    stage = DiagnosticsStage(settings)
+    diagnostics = stage.diagnostics["m"]
     pairs, _ = bench.injected_stream(30_000, 6)
+
+    def reported(clock: float) -> list[object]:
+        builder = ReportBuilder(clock)
+        stage.report(builder)
+        return builder.build().summary["models"]["m"]["v1"]["segments"]
+
     diagnostics.update(pairs[:20_000], clock=0.0)
-    first = diagnostics.segments("v1", clock=0.0)  # never computed: due
+    first = reported(0.0)  # never searched: due
+    assert first == [seg.as_dict() for seg in diagnostics.segments("v1")]
     diagnostics.update(pairs[20_000:21_000], clock=10.0)  # ~300 held out, under 10,000
-    assert diagnostics.segments("v1", clock=10.0) is first  # not due: the same list
-    assert diagnostics.segments("v1", clock=61.0) is not first  # due by time
+    assert reported(10.0) == first  # not due: the same segments as before
+    assert reported(61.0) == [seg.as_dict() for seg in diagnostics.segments("v1")]  # due by time
+    assert diagnostics.segments("v1") == diagnostics.segments("v1")  # a search changes nothing
 
 
 def test_disabled_diagnostics_keep_nothing() -> None:

@@ -1,4 +1,4 @@
-"""The Prometheus exporter: /metrics says exactly what the monitor's summary says."""
+"""The Prometheus exporter: /metrics says exactly what the monitor's report says."""
 
 from __future__ import annotations
 
@@ -19,17 +19,18 @@ from conftest import require_binary
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from predwatch.catalogue import CATALOGUE, figures_table
 from predwatch.config import HttpSettings, Settings
 from predwatch.consumer.files import replay
 from predwatch.exporter import (
     ExporterError,
     Health,
     MetricsServer,
-    MonitorCollector,
+    ReportCollector,
     start_http_server,
 )
-from predwatch.exporter.collector import IGNORED_REPORT_KEYS, QUALITY
 from predwatch.monitor import Monitor
+from predwatch.pipeline.quality import GAUGES, NOT_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = 10_000.0  # the processing time at which the collector reads watermarks
@@ -97,15 +98,23 @@ def _write(path: Path, events: list[dict[str, Any]], extra: str = "") -> Path:
     return path
 
 
+MATCHED: list[Any] = []  # every pair the module's monitor matched, recorded by a tap
+
+
 @pytest.fixture(scope="module")
 def monitor(tmp_path_factory: pytest.TempPathFactory) -> Monitor:
     directory = tmp_path_factory.mktemp("events")
     predictions, labels = _events()
-    return replay(
+    monitor = Monitor(SETTINGS)
+    monitor.taps.append(lambda batch: MATCHED.extend(batch.result.matched))
+    replay(
         SETTINGS,
         _write(directory / "predictions.jsonl", predictions, "not json\n"),
         _write(directory / "labels.jsonl", labels),
+        monitor,
     )
+    monitor.summary(now=NOW)
+    return monitor
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +129,7 @@ def health() -> Health:
 @pytest.fixture(scope="module")
 def registry(monitor: Monitor, health: Health) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(monitor, threading.Lock(), health, clock=lambda: NOW))
+    registry.register(ReportCollector(lambda: monitor.report, health))
     return registry
 
 
@@ -200,9 +209,9 @@ def test_quality_gauges_are_the_summary_floats(
     checked = 0
     for labels, metrics in _scopes(monitor.summary()):
         for key, expected in metrics.items():
-            if key in IGNORED_REPORT_KEYS:
+            if key in NOT_METRICS:
                 continue
-            name = "predwatch_metric_pairs" if key == "count" else QUALITY[key][0]
+            name = GAUGES[key]
             assert registry.get_sample_value(name, labels) == expected, (name, labels)
             checked += expected is not None
     assert checked > 400
@@ -210,7 +219,7 @@ def test_quality_gauges_are_the_summary_floats(
 
 def test_every_summary_metric_has_a_gauge(monitor: Monitor) -> None:
     keys = {key for _, metrics in _scopes(monitor.summary()) for key in metrics}
-    assert keys - IGNORED_REPORT_KEYS - {"count"} == set(QUALITY)
+    assert keys - NOT_METRICS == set(GAUGES)
 
 
 def test_sufficient_statistics_give_the_cumulative_metrics(
@@ -270,21 +279,21 @@ def _samples(registry: CollectorRegistry, name: str) -> list[Any]:
 
 
 def test_label_delay_histogram(monitor: Monitor, registry: CollectorRegistry) -> None:
-    for model, histogram in monitor.label_delays.items():
+    # Expected values straight from the pairs: label time minus prediction time.
+    delays: dict[str, list[float]] = {}
+    for prediction, label in MATCHED:
+        delays.setdefault(prediction.model, []).append(label.timestamp - prediction.timestamp)
+    for model, values in delays.items():
         labels = {"model": model}
-        assert registry.get_sample_value("predwatch_label_delay_seconds_count", labels) == (
-            histogram.count
+        count = registry.get_sample_value("predwatch_label_delay_seconds_count", labels)
+        assert count == len(values)
+        total = registry.get_sample_value("predwatch_label_delay_seconds_sum", labels)
+        assert total == pytest.approx(sum(max(v, 0.0) for v in values))
+        under_a_minute = registry.get_sample_value(
+            "predwatch_label_delay_seconds_bucket", {**labels, "le": "60.0"}
         )
-        assert registry.get_sample_value("predwatch_label_delay_seconds_sum", labels) == (
-            histogram.sum
-        )
-        assert (
-            registry.get_sample_value(
-                "predwatch_label_delay_seconds_bucket", {**labels, "le": "60.0"}
-            )
-            == histogram.counts[:3].sum()
-        )
-    assert sum(h.count for h in monitor.label_delays.values()) == monitor.counts.matched
+        assert under_a_minute == sum(1 for v in values if v <= 60.0)
+    assert sum(len(v) for v in delays.values()) == monitor.counts.matched
 
 
 def test_progress_and_health(monitor: Monitor, registry: CollectorRegistry) -> None:
@@ -303,25 +312,33 @@ def test_scrape_does_not_change_the_join(tmp_path: Path) -> None:
     monitor = replay(
         SETTINGS, _write(tmp_path / "p.jsonl", predictions), _write(tmp_path / "l.jsonl", labels)
     )
+    monitor.summary(now=1e12)  # a report with watermarks read far in the future
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(monitor, threading.Lock(), clock=lambda: 1e12))
+    registry.register(ReportCollector(lambda: monitor.report))
     pending = monitor.counts.pending_predictions
     generate_latest(registry)
     monitor.process(0, [], [], now=monitor.last_event_time)
     assert pending > 0 and monitor.counts.pending_predictions == pending
 
 
-def test_collect_waits_for_the_batch_lock(monitor: Monitor) -> None:
+def test_a_scrape_reads_the_last_report_and_changes_nothing(monitor: Monitor) -> None:
     lock = threading.Lock()
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(monitor, lock))
-    with lock:
+    registry.register(ReportCollector(lambda: monitor.report))
+    report = monitor.report
+    with lock:  # the consumer's lock is held: a scrape does not wait for it
         scrape = threading.Thread(target=generate_latest, args=(registry,))
         scrape.start()
-        scrape.join(0.2)
-        assert scrape.is_alive()  # blocked while the consumer holds the lock
-    scrape.join(5)
-    assert not scrape.is_alive()
+        scrape.join(5)
+        assert not scrape.is_alive()
+    first = generate_latest(registry)
+    assert generate_latest(registry) == first and monitor.report is report
+
+
+def test_every_catalogued_family_is_exposed(registry: CollectorRegistry) -> None:
+    exposed = {family.name for family in registry.collect()}
+    names = {name.removesuffix("_total") for name in CATALOGUE}
+    assert exposed == names
 
 
 def test_http_endpoints(server: MetricsServer, registry: CollectorRegistry, health: Health) -> None:
@@ -380,6 +397,19 @@ def test_docs_list_exactly_the_exposed_metrics(server: MetricsServer) -> None:
     )
     assert documented - exposed == set(), "documented but not exposed"
     assert exposed - documented == set(), "exposed but not documented in docs/metrics.md"
+
+
+def test_docs_give_each_family_the_catalogue_type_and_labels() -> None:
+    text = (ROOT / "docs/metrics.md").read_text()
+    rows = re.findall(r"^\| `(predwatch_\w+)` \| (\w+) \| ([^|]*) \|", text, re.MULTILINE)
+    assert rows
+    for name, kind, labels in rows:
+        spec = CATALOGUE.get(name) or CATALOGUE[name.removesuffix("_total")]
+        names = re.sub(r"\s*\(.*?\)", "", labels).split(",")  # without the value lists
+        assert (kind, [n.strip() for n in names if n.strip()]) == (spec.kind, list(spec.labels)), (
+            name
+        )
+    assert figures_table() in text, "docs/metrics.md: the table of figures is not the catalogue's"
 
 
 def _promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -474,8 +504,9 @@ def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
             _write(tmp_path / f"p{instance}", mine(predictions)),
             _write(tmp_path / f"l{instance}", mine(labels)),
         )
+        monitor.summary(now=NOW)
         registry = CollectorRegistry()
-        registry.register(MonitorCollector(monitor, threading.Lock(), clock=lambda: NOW))
+        registry.register(ReportCollector(lambda report=monitor.report: report))
         for family in registry.collect():
             for sample in family.samples:
                 if sample.name not in names or sample.labels.get("tag", ""):
@@ -530,9 +561,9 @@ def test_drift_estimate_and_calibration_match_the_figures(tmp_path: Path) -> Non
     for p in predictions[4000:]:  # a covariate shift the reference never saw
         p["features"]["amount"] *= 5
     monitor = replay(settings, *write_jsonl(tmp_path, predictions, labels))
+    figures = monitor.summary()
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(monitor, threading.Lock()))
-    figures = monitor.figures()
+    registry.register(ReportCollector(lambda: monitor.report))
     checked = 0
     for version, entry in figures["models"]["fraud"].items():
         amount = entry["drift"]["data"]["last_2000"]["amount"]
@@ -588,9 +619,9 @@ def test_segments_and_comparisons_match_the_figures(tmp_path: Path) -> None:
         {"models": {"fraud": {"task": "binary"}}, "diagnostics": {"sample_rate": 0.3}}
     )
     monitor = replay(settings, *write_jsonl(tmp_path, predictions, labels))
+    figures = monitor.summary()
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(monitor, threading.Lock()))
-    figures = monitor.figures()
+    registry.register(ReportCollector(lambda: monitor.report))
     [top, *_] = figures["models"]["fraud"]["v3"]["segments"]
     assert "country" in top["rule"] and "amount" in top["rule"]
     labels_ = {"model": "fraud", "version": "v3", "rank": "1"}

@@ -1,42 +1,49 @@
-"""The alert engine: every rule over every key, evaluated against a summary at a given time.
+"""The alert engine: every rule over every key, evaluated against a report at a given time.
 
-Deterministic and picklable: it never reads a clock (``now`` is passed in: processing time
-in a service, event time in a replay), and its state travels in the monitor's snapshot.
+Deterministic and picklable: it never reads a clock (``now`` is passed in: the event time
+of the report), and its state travels in the monitor's snapshot. Annotations are rendered
+when an alert changes state, so they say what was true when it did.
 
 >>> from predwatch.alerts.settings import AlertSettings
 >>> engine = AlertEngine(AlertSettings.model_validate({"rules": [
 ...     {"name": "AccuracyLow", "model": "*", "metric": "accuracy", "below": 0.9,
 ...      "for": "1m", "min_samples": 100, "labels": {"team": "risk"},
 ...      "annotations": {"summary": "Accuracy of {{model}} {{version}} is {{value}}"}}]}))
->>> def summary(accuracy):
-...     scope = {"cumulative": {"count": 500, "accuracy": accuracy}, "windows": {}}
-...     return {"join": {}, "models": {"fraud": {"v3": {"task": "binary", **scope}}}}
->>> [t.to_state for t in engine.evaluate(summary(0.85), now=0.0)]
+>>> from predwatch.pipeline.builder import ReportBuilder
+>>> def report(accuracy):
+...     builder = ReportBuilder(clock=0.0)
+...     labels = ("fraud", "v3", "cumulative", "", "")
+...     builder.add("predwatch_accuracy_ratio", labels, accuracy, 500)
+...     return builder.build()
+>>> [t.to_state for t in engine.evaluate(report(0.85), now=0.0)]
 ['pending']
->>> [(t.to_state, t.annotations["summary"]) for t in engine.evaluate(summary(0.8), now=60.0)]
+>>> [(t.to_state, t.annotations["summary"]) for t in engine.evaluate(report(0.8), now=60.0)]
 [('firing', 'Accuracy of fraud v3 is 0.8')]
 >>> sorted(engine.active()[0].labels.items())  # doctest: +NORMALIZE_WHITESPACE
 [('alertname', 'AccuracyLow'), ('model', 'fraud'), ('severity', 'warning'),
  ('team', 'risk'), ('version', 'v3'), ('window', 'cumulative')]
->>> [(t.to_state, t.ends_at) for t in engine.evaluate(summary(0.95), now=120.0)]
+>>> [(t.to_state, t.ends_at) for t in engine.evaluate(report(0.95), now=120.0)]
 [('resolved', 120.0)]
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from predwatch.alerts.lifecycle import Phase, State, advance, signal_of
-from predwatch.alerts.rules import AlertKey, Extra, Observation, observe_all
-from predwatch.alerts.settings import FIGURES, AlertSettings, RuleSettings
+from predwatch.alerts.rules import AlertKey, Observation, observe_all
+from predwatch.alerts.settings import AlertSettings, RuleSettings
+from predwatch.catalogue import FIGURES
 from predwatch.durations import format_duration
+from predwatch.pipeline.builder import frozen
+from predwatch.report import Alert, Report, iso
 
-Context = Mapping[tuple[str, str], Mapping[str, str]]
-"""Extra template variables per (model, version), e.g. top failing segments."""
+Context = Callable[[str, str], Mapping[str, str]]
+"""Extra template variables of a (model, version), e.g. its top failing segments; called only
+when an annotation is rendered."""
 
 DEFAULT_SUMMARY = "{{metric}} of {{scope}} is {{value}} ({{direction}} {{threshold}})"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -59,23 +66,11 @@ class Transition:
     fingerprint: str
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ActiveAlert:
-    """A pending or firing alert: ``since`` the condition held, ``starts_at`` it fired."""
-
-    rule: str
-    state: State
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    value: float | None
-    threshold: float
-    since: float
-    starts_at: float | None
-    fingerprint: str
+        """JSON-ready; times as epoch seconds and, beside them, ISO 8601."""
+        document = asdict(self)
+        for name in ("at", "starts_at", "ends_at"):
+            document[name + "_iso"] = iso(document[name])
+        return document
 
 
 @dataclass
@@ -116,15 +111,11 @@ class AlertEngine:
         return last is None or now - last >= self._settings.evaluate_every
 
     def evaluate(
-        self,
-        summary: Mapping[str, Any],
-        now: float,
-        extra: Extra | None = None,
-        context: Context | None = None,
+        self, report: Report, now: float, context: Context | None = None
     ) -> list[Transition]:
         """Evaluate every rule at ``now``; the state changes, in rule and key order."""
         rules = {rule.name: rule for rule in self._settings.all_rules()}
-        observed = observe_all(list(rules.values()), summary, extra)
+        observed = observe_all(list(rules.values()), report)
         keys = list(observed) + sorted(k for k in self._alerts if k not in observed)
         transitions = []
         for key in keys:
@@ -145,8 +136,8 @@ class AlertEngine:
             before = alert.phase
             alert.phase = advance(before, signal, now, rule.for_, rule.keep_firing_for)
             alert.value = value
-            alert.annotations = render_annotations(rule, key, observation, context)
             if alert.phase.state != before.state:
+                alert.annotations = render_annotations(rule, key, observation, context)
                 transitions.append(_transition(key, alert, before.state, now))
             if alert.phase.state == "inactive" or self._forgotten(alert.phase, now):
                 del self._alerts[key]
@@ -173,42 +164,32 @@ class AlertEngine:
             return []
         return [_transition(key, alert, before, now)]
 
-    def active(self) -> list[ActiveAlert]:
+    def active(self) -> list[Alert]:
         """The pending and firing alerts, in rule and key order."""
+        return [a for a in self.alerts() if a.state in ("pending", "firing")]
+
+    def alerts(self) -> list[Alert]:
+        """Every alert not inactive (resolved ones for ``keep_resolved``), in key order."""
         return [
-            ActiveAlert(
+            Alert(
                 key.rule,
                 a.phase.state,
-                a.labels,
-                a.annotations,
+                frozen(a.labels),
+                frozen(a.annotations),
                 a.value,
                 a.threshold,
-                a.phase.active_since or 0.0,
+                a.phase.active_since,
                 a.phase.starts_at,
+                a.phase.ends_at,
                 a.fingerprint,
             )
             for key, a in self._alerts.items()
-            if a.phase.state in ("pending", "firing")
         ]
 
-    def state(self) -> dict[str, Any]:
-        """Every alert not inactive (resolved ones for ``keep_resolved``), JSON-ready."""
-        alerts = [
-            {
-                "rule": key.rule,
-                "state": a.phase.state,
-                "labels": a.labels,
-                "annotations": a.annotations,
-                "value": a.value,
-                "threshold": a.threshold,
-                "since": a.phase.active_since,
-                "starts_at": a.phase.starts_at,
-                "ends_at": a.phase.ends_at,
-                "fingerprint": a.fingerprint,
-            }
-            for key, a in self._alerts.items()
-        ]
-        return {"evaluated_at": self._evaluated_at, "alerts": alerts}
+    @property
+    def evaluated_at(self) -> float | None:
+        """The time of the last evaluation, None before the first."""
+        return self._evaluated_at
 
 
 def _transition(key: AlertKey, alert: _Alert, before: State, now: float) -> Transition:
@@ -239,14 +220,24 @@ def _labels(rule: RuleSettings, key: AlertKey) -> dict[str, str]:
     return dict(sorted(labels.items()))
 
 
+_FNV_OFFSET, _FNV_PRIME, _SEPARATOR = 14695981039346656037, 1099511628211, 0xFF
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
-    """A stable identity of an alert: 16 hex digits of a hash of its sorted labels.
+    """An alert's identity as Alertmanager computes it for the same labels: FNV-1a (64 bit)
+    over the sorted label names and values, each followed by a 0xff byte, in 16 hex digits.
 
     >>> fingerprint({"b": "2", "a": "1"}) == fingerprint({"a": "1", "b": "2"})
     True
+    >>> fingerprint({})
+    'cbf29ce484222325'
     """
-    text = "\x00".join(f"{name}\x01{labels[name]}" for name in sorted(labels))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = _FNV_OFFSET
+    for name in sorted(labels):
+        for text in (name, labels[name]):
+            for byte in (*text.encode(), _SEPARATOR):
+                digest = ((digest ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"{digest:016x}"
 
 
 def format_value(value: float | None, unit: str = "number") -> str:
@@ -287,7 +278,7 @@ def render_annotations(
     unit = FIGURES[rule.metric].unit if rule.metric in FIGURES else "number"
     samples = None if observation is None else observation.samples
     variables = {
-        **((context or {}).get((key.model, key.version)) or {}),
+        **(context(key.model, key.version) if context and key.model else {}),
         "alertname": rule.name,
         "rule": rule.name,
         "severity": rule.severity,

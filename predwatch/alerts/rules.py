@@ -1,32 +1,39 @@
-"""What each rule sees: a summary document (``Monitor.summary()``) and extra figures turned into
-observations, one per alert key, with the current value and its number of samples.
+"""What each rule sees: the figures of a report turned into observations, one per alert key,
+with the current value and its number of samples.
+
+A rule may watch any figure of the catalogue (``predwatch.catalogue.FIGURES``).
+Its ``model``, ``version`` and ``window`` pick values; ``tags`` picks tag
+values of quality metrics, features of drift figures or partitions of the
+consumer lag. Labels a rule cannot pick (a lag's topic, an invalid event's
+reason) are summed.
 
 >>> from predwatch.alerts.settings import RuleSettings
->>> summary = {"join": {"matched": 90, "unlabelled": 10},
-...            "models": {"fraud": {"v3": {"task": "binary",
-...                "cumulative": {"count": 400, "accuracy": 0.87}, "windows": {}}}}}
+>>> from predwatch.pipeline.builder import ReportBuilder
+>>> builder = ReportBuilder(clock=0.0)
+>>> builder.add("predwatch_accuracy_ratio", ("fraud", "v3", "cumulative", "", ""), 0.87, 400)
+>>> builder.add("predwatch_label_coverage_ratio", (), 0.9, 100)
+>>> report = builder.build()
 >>> rule = RuleSettings(name="AccuracyLow", metric="accuracy", below=0.9)
 >>> [(o.key.model, o.key.version, o.key.window, o.value, o.samples)
-...  for o in observe(rule, summary)]
+...  for o in observe(rule, report)]
 [('fraud', 'v3', 'cumulative', 0.87, 400)]
 >>> coverage = RuleSettings(name="CoverageLow", metric="label_coverage", below=0.95)
->>> [(o.value, o.samples) for o in observe(coverage, summary)]
+>>> [(o.value, o.samples) for o in observe(coverage, report)]
 [(0.9, 100)]
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from predwatch.alerts.settings import FIGURES, Figure, RuleSettings
+from predwatch.alerts.settings import RuleSettings
+from predwatch.catalogue import FIGURES, Spec
+from predwatch.report import Report, Value
 
-Extra = Mapping[str, Any]
-"""Figures not in the summary, by name: a number (``seconds_since_last_event``), a mapping of
-parts to numbers (``consumer_lag``: ``{partition: lag}``), or ``{model: {version: number}}``
-for per-version figures (``concept_drift``)."""
+PARTS = ("feature", "partition")  # labels a rule picks with 'tags', besides tag values
 
 
 class AlertKey(NamedTuple):
@@ -49,114 +56,68 @@ class Observation:
     samples: int | None
 
 
-def observe(
-    rule: RuleSettings, summary: Mapping[str, Any], extra: Extra | None = None
-) -> Iterator[Observation]:
-    """Every key ``rule`` matches in ``summary`` and ``extra`` with a defined value."""
-    figure = FIGURES.get(rule.metric)
-    if figure is None:
+def observe(rule: RuleSettings, report: Report) -> Iterator[Observation]:
+    """Every key ``rule`` matches in ``report`` with a defined value, in key order."""
+    spec = FIGURES.get(rule.metric)
+    if spec is None:
         return
-    extra = extra or {}
-    if figure.scope == "window":
-        yield from _window_figures(rule, summary.get("models") or {})
-    elif figure.scope == "version":
-        yield from _version_figures(rule, extra.get(rule.metric) or {})
-    elif figure.from_summary:
-        yield from _join_figure(rule, summary.get("join") or {})
-    else:
-        yield from _global_figure(rule, figure, extra.get(rule.metric))
+    sums: dict[AlertKey, tuple[float, int | None, int]] = {}
+    for row in report.values.get(spec.metric, ()):
+        key = _key(rule, spec, row)
+        if key is None or not math.isfinite(row.value):
+            continue
+        total, samples, rows = sums.get(key, (0.0, None, 0))
+        sums[key] = (total + row.value, row.samples if rows == 0 else None, rows + 1)
+    for key in sorted(sums, key=_order):
+        total, samples, _ = sums[key]
+        yield Observation(key, total, samples)
 
 
-def observe_all(
-    rules: list[RuleSettings], summary: Mapping[str, Any], extra: Extra | None = None
-) -> dict[AlertKey, Observation]:
+def observe_all(rules: list[RuleSettings], report: Report) -> dict[AlertKey, Observation]:
     """Observations of every rule, keyed and in rule order."""
-    return {o.key: o for rule in rules for o in observe(rule, summary, extra)}
+    return {o.key: o for rule in rules for o in observe(rule, report)}
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _matches(pattern: str, name: str) -> bool:
-    return pattern in ("*", name)
-
-
-def _observation(key: AlertKey, value: Any, samples: Any) -> Iterator[Observation]:
-    number = _number(value)
-    if number is not None:
-        count = _number(samples)
-        yield Observation(key, number, None if samples is None else int(count or 0))
-
-
-def _models(rule: RuleSettings, models: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    for model in sorted(models):
-        if _matches(rule.model, model) and isinstance(models[model], Mapping):
-            for version in sorted(models[model]):
-                if _matches(rule.version, version):
-                    yield model, version, models[model][version]
-
-
-def _window_figures(rule: RuleSettings, models: Mapping[str, Any]) -> Iterator[Observation]:
-    for model, version, entry in _models(rule, models):
-        for tag, tag_value, scope in _scopes(rule, entry):
-            if rule.window == "cumulative":
-                data = scope.get("cumulative")
-            else:
-                data = (scope.get("windows") or {}).get(rule.window)
-            if isinstance(data, Mapping):
-                key = AlertKey(rule.name, model, version, rule.window, tag, tag_value)
-                yield from _observation(key, data.get(rule.metric), data.get("count", 0))
-
-
-def _scopes(rule: RuleSettings, entry: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    """The version as a whole, or the tag values the rule selects."""
-    if rule.tags is None:
-        yield "", "", entry
-        return
-    tags = entry.get("tags") or {}
-    wanted = dict.fromkeys(tags, "*") if rule.tags == "*" else rule.tags
-    for tag, value in wanted.items():
-        values = tags.get(tag) or {}
-        for name in sorted(values) if value == "*" else [value]:
-            if isinstance(values.get(name), Mapping):
-                yield tag, name, values[name]
-
-
-def _version_figures(rule: RuleSettings, values: Any) -> Iterator[Observation]:
-    if isinstance(values, Mapping):
-        for model, version, value in _models(rule, values):
-            yield from _observation(AlertKey(rule.name, model, version), value, None)
-
-
-def _join_figure(rule: RuleSettings, join: Mapping[str, Any]) -> Iterator[Observation]:
-    key = AlertKey(rule.name)
-    if rule.metric == "label_coverage":
-        # Predictions whose fate is known: matched or expired without a label.
-        settled = (_number(join.get("matched")) or 0) + (_number(join.get("unlabelled")) or 0)
-        if settled > 0:
-            yield from _observation(key, (_number(join.get("matched")) or 0) / settled, settled)
+def _key(rule: RuleSettings, spec: Spec, row: Value) -> AlertKey | None:
+    """The alert key of a row, or None when the rule does not pick it."""
+    fields = dict(zip(spec.labels, row.labels, strict=True))
+    model, version = fields.get("model", ""), fields.get("version", "")
+    if "model" in fields and rule.model not in ("*", model):
+        return None
+    if "version" in fields and rule.version not in ("*", version):
+        return None
+    window = ""
+    if "window" in fields:
+        window = fields["window"]
+        if window != rule.window:
+            return None
+    tag, tag_value = fields.get("tag", ""), fields.get("tag_value", "")
+    if "tag" in fields:
+        if not _picks(rule, tag, tag_value, whole=""):
+            return None
     else:
-        yield from _observation(key, join.get(rule.metric), None)
+        for part in PARTS:
+            if part in fields:
+                tag, tag_value = part, fields[part]
+                if not _picks(rule, tag, tag_value, whole=None):
+                    return None
+    return AlertKey(rule.name, model, version, window, tag, tag_value)
 
 
-def _global_figure(rule: RuleSettings, figure: Figure, value: Any) -> Iterator[Observation]:
-    if not isinstance(value, Mapping):
-        yield from _observation(AlertKey(rule.name), value, None)
-        return
-    part = figure.part or "part"
-    wanted = rule.tags.get(part, "*") if isinstance(rule.tags, dict) else "*"
-    for name in sorted(value, key=_part_order):
-        if _matches(wanted, str(name)):
-            key = AlertKey(rule.name, tag=part, tag_value=str(name))
-            yield from _observation(key, value[name], None)
+def _picks(rule: RuleSettings, tag: str, value: str, whole: str | None) -> bool:
+    """Whether the rule's ``tags`` select this tag value. With no ``tags``, a rule watches the
+    version as a whole (``whole``, the tag of unsplit values), or every part when None."""
+    if rule.tags is None:
+        return whole is None or tag == whole
+    if tag == whole:
+        return False
+    if rule.tags == "*":
+        return True
+    return tag in rule.tags and rule.tags[tag] in ("*", value)
 
 
-def _part_order(name: Any) -> tuple[int, str]:
-    """Partitions 0, 1, ..., 10 in numeric order; other names after them."""
-    text = str(name)
-    return (int(text), "") if text.isdigit() else (1 << 62, text)
+def _order(key: AlertKey) -> tuple[object, ...]:
+    """Keys sorted by name, with partitions 0, 1, ..., 10 in numeric order."""
+    value = key.tag_value
+    number = int(value) if value.isdigit() else math.inf
+    return (key.model, key.version, key.window, key.tag, number, value)

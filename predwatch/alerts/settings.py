@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import math
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -27,56 +29,24 @@ from pydantic import (
 )
 
 from predwatch.alerts.sinks.settings import SinkSettings
+from predwatch.catalogue import FIGURES, Spec
 from predwatch.durations import Duration
 
 if TYPE_CHECKING:
     from predwatch.config import Settings
 
-Unit = Literal["number", "seconds"]
-Scope = Literal["window", "version", "global"]
 LabelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 TagFilter = Literal["*"] | dict[str, str]
 RESERVED_LABELS = frozenset({"alertname", "severity", "model", "version", "window"})
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A number rules can watch, and where it is read.
-
-    ``scope`` "window": a metric of a model version per window and tag value, read from the
-    summary (its samples are the window's ``count``); "version": one value per model version,
-    given as ``extra[name][model][version]``; "global": one value (the summary's join counts,
-    or ``extra[name]``), or one per ``part`` (e.g. partition) as ``extra[name][part]``.
-    """
-
-    scope: Scope
-    from_summary: bool
-    tasks: frozenset[str] = frozenset({"binary", "multiclass", "regression"})
-    part: str | None = None
-    unit: Unit = "number"
-
-
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("count", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier"),
-    "multiclass": ("count", "accuracy", "macro_precision", "macro_recall", "macro_f1", "log_loss"),
-    "regression": ("count", "mae", "rmse", "mape", "r2", "bias"),
-}
-JOIN_COUNTS = ("unlabelled", "orphan_labels", "late_labels", "invalid", "pending_predictions")
-
-FIGURES: dict[str, Figure] = {
-    **{
-        name: Figure("window", True, frozenset(t for t, ms in TASK_METRICS.items() if name in ms))
-        for names in TASK_METRICS.values()
-        for name in names
-    },
-    "label_coverage": Figure("global", True),  # matched / (matched + unlabelled)
-    **{name: Figure("global", True) for name in JOIN_COUNTS},
-    "concept_drift": Figure("version", False),  # 1 while a detection is recent, else 0
-    "feature_drift": Figure("version", False),  # number of features drifting
-    "consumer_lag": Figure("global", False, part="partition"),  # messages behind
-    "seconds_since_last_event": Figure("global", False, unit="seconds"),
-}
-"""Every figure a rule may name. Drift, estimates and the like register theirs here."""
+TEMPLATE_VARIABLES = frozenset(
+    {
+        "alertname", "rule", "severity", "metric", "model", "version", "window", "tag",
+        "tag_value", "scope", "direction", "value", "threshold", "clear", "samples",
+        "min_samples", "top_segments", "last_drift",
+    }
+)  # fmt: skip
+"""What ``{{...}}`` in an annotation may name (see ``engine.render_annotations``)."""
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class _Section(BaseModel):
@@ -284,7 +254,8 @@ class BuiltinSettings(_Section):
 
 
 class AlertSettings(_Section):
-    """Alert rules, built-in rules, and how often (processing time) they are evaluated."""
+    """Alert rules, built-in rules, and the cadence of event time at which the report is made
+    and the rules are evaluated (``evaluate_every``)."""
 
     rules: list[RuleSettings] = Field(default_factory=list)
     builtin: BuiltinSettings = Field(default_factory=BuiltinSettings)
@@ -317,49 +288,86 @@ def check_alerts(alerts: AlertSettings, settings: Settings) -> list[str]:
 
 
 def _rule_problems(rule: RuleSettings, settings: Settings) -> list[str]:
-    figure = FIGURES.get(rule.metric)
+    spec = FIGURES.get(rule.metric)
     model = settings.models.get(rule.model)
-    if figure is None:
-        tasks = [model.task] if model else sorted({m.task for m in settings.models.values()})
-        ours = [n for t in tasks for n in TASK_METRICS[t]]
-        known = dict.fromkeys([*ours, *(n for n, f in FIGURES.items() if f.scope != "window")])
-        return [f"unknown metric {rule.metric!r}; known: {', '.join(known)}"]
+    if spec is None:
+        tasks = {model.task} if model else {m.task for m in settings.models.values()}
+        known = [name for name, s in FIGURES.items() if not s.tasks.isdisjoint(tasks)]
+        close = difflib.get_close_matches(rule.metric, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return [
+            f"unknown metric {rule.metric!r}; {hint}every figure a rule may watch is listed in "
+            "docs/metrics.md"
+        ]
     problems = []
     if rule.model != "*" and model is None:
         problems.append(
             f"unknown model {rule.model!r}; configured models: "
             f"{', '.join(settings.models)} (or '*' for every model)"
         )
-    if figure.scope == "global" and (rule.model != "*" or rule.version != "*"):
+    if "model" not in spec.labels and (rule.model != "*" or rule.version != "*"):
         problems.append(
             f"metric {rule.metric!r} is one figure for all models; remove 'model' and 'version'"
         )
     windows = ["cumulative", *(w.name for w in settings.metrics.windows)]
-    if figure.scope != "window" and rule.window != "cumulative":
+    if rule.metric.startswith("estimated_"):
+        windows.append("pending")
+    if not spec.windowed and rule.window != "cumulative":
         problems.append(f"metric {rule.metric!r} is not kept per window; remove 'window'")
     elif rule.window not in windows:
         problems.append(f"unknown window {rule.window!r}; configured windows: {', '.join(windows)}")
-    if figure.scope == "window":
-        candidates = [model] if model else list(settings.models.values())
-        if not any(m.task in figure.tasks for m in candidates):
-            whose = f"model {rule.model!r}" if model else "any configured model"
-            problems.append(
-                f"metric {rule.metric!r} is only computed for "
-                f"{' and '.join(sorted(figure.tasks))} models, not for {whose}"
-            )
-    problems.extend(_tag_problems(rule, figure, settings))
+    candidates = [model] if model else list(settings.models.values())
+    if "model" in spec.labels and not any(m.task in spec.tasks for m in candidates):
+        whose = f"model {rule.model!r}" if model else "any configured model"
+        problems.append(
+            f"metric {rule.metric!r} is only computed for "
+            f"{' and '.join(sorted(spec.tasks))} models, not for {whose}"
+        )
+    problems.extend(_threshold_problems(rule, spec))
+    problems.extend(_tag_problems(rule, spec, settings))
+    problems.extend(_template_problems(rule))
     return problems
 
 
-def _tag_problems(rule: RuleSettings, figure: Figure, settings: Settings) -> list[str]:
+def _threshold_problems(rule: RuleSettings, spec: Spec) -> list[str]:
+    """A threshold outside the values a figure can take makes a rule that never changes."""
+    low, high = spec.bounds
+    span = f"[{_bound(low)}, {_bound(high)}]"
+    problems = []
+    for name, value in (("below", rule.below), ("above", rule.above), ("clear", rule.clear)):
+        if value is not None and not low <= value <= high:
+            problems.append(
+                f"'{name}: {value:g}' is outside the values {rule.metric!r} can take {span}, "
+                "so the rule could never change state; give a threshold inside that range"
+            )
+    return problems
+
+
+def _bound(value: float) -> str:
+    return "inf" if value == math.inf else "-inf" if value == -math.inf else f"{value:g}"
+
+
+def _template_problems(rule: RuleSettings) -> list[str]:
+    problems = []
+    for name, template in rule.annotations.items():
+        for variable in _PLACEHOLDER.findall(template):
+            if variable not in TEMPLATE_VARIABLES:
+                problems.append(
+                    f"annotation {name!r} names an unknown variable {{{{{variable}}}}}; "
+                    f"known: {', '.join(sorted(TEMPLATE_VARIABLES))}"
+                )
+    return problems
+
+
+def _tag_problems(rule: RuleSettings, spec: Spec, settings: Settings) -> list[str]:
     if rule.tags is None:
         return []
-    if figure.scope == "window":
+    if "tag" in spec.labels:
         allowed = list(settings.metrics.tags)
-    elif figure.part:
-        allowed = [figure.part]
     else:
-        return [f"metric {rule.metric!r} is not split by tag; remove 'tags'"]
+        allowed = [part for part in ("feature", "partition") if part in spec.labels]
+        if not allowed:
+            return [f"metric {rule.metric!r} is not split by tag; remove 'tags'"]
     if not allowed:
         return ["'tags' needs metrics split by tag; list the tags under 'metrics.tags'"]
     names = allowed if rule.tags == "*" else list(rule.tags)

@@ -105,7 +105,7 @@ def replay(
     with Path(predictions).open("rb") as p_lines, Path(labels).open("rb") as l_lines:
         for batch in _batches(settings, monitor, p_lines, l_lines):
             monitor.process_records(0, *batch)
-            monitor.evaluate_alerts(now=batch[-1])  # in event time: deterministic
+            monitor.tick(now=batch[-1])  # in event time: deterministic
     return monitor
 
 

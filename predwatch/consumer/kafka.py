@@ -88,6 +88,7 @@ class KafkaSource:
         health: Health,
         clock: Callable[[], float] = time.time,
         consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
+        after_batch: Callable[[float], object] | None = None,
     ) -> None:
         self._kafka = settings.kafka
         self._monitor = monitor
@@ -95,6 +96,7 @@ class KafkaSource:
         self.health = health
         self._clock = clock
         self._consumer_factory = consumer_factory
+        self._after_batch = after_batch  # called (outside the lock) after each batch
         self._consumer: KafkaConsumer | None = None
         self._processed: dict[TopicPartition, OffsetAndMetadata] = {}
         self._dead_letters = (
@@ -185,6 +187,8 @@ class KafkaSource:
             if records:
                 self._process(records, now)
                 self.commit()
+                if self._after_batch is not None:
+                    self._after_batch(now)
             if now - last_advance >= ADVANCE_EVERY:
                 # Partitions without traffic in this poll expire what is due too.
                 with self._lock:

@@ -72,13 +72,10 @@ def matched_pairs(settings: Any, predictions: str, labels: str) -> list[Any]:
     from predwatch.consumer.files import replay
     from predwatch.monitor import Monitor
 
-    class Recording(Monitor):
-        def _apply(self, result: Any, *rest: Any) -> None:
-            pairs.extend(result.matched)
-            super()._apply(result, *rest)
-
     pairs: list[Any] = []
-    replay(settings, predictions, labels, Recording(settings))
+    monitor = Monitor(settings)
+    monitor.taps.append(lambda batch: pairs.extend(batch.result.matched))
+    replay(settings, predictions, labels, monitor)
     return pairs
 
 

@@ -30,7 +30,6 @@ random, so replaying the same files learns the same trees.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections import deque
 from collections.abc import Sequence
@@ -216,9 +215,7 @@ class _Version:
     rows: deque[Row]
     errors: deque[float]
     stats: ErrorStats = field(default_factory=ErrorStats)
-    fresh: int = 0  # held-out pairs since the last refresh
-    refreshed_at: float = -math.inf
-    segments: list[Segment] = field(default_factory=list)
+    held_out_seen: int = 0  # held-out pairs ever seen
 
 
 class ModelDiagnostics:
@@ -232,7 +229,7 @@ class ModelDiagnostics:
     ...     return p, Label(str(i), float(i), "0" if i % 10 > 7 else "1", None)
     >>> pairs = [pair(i) for i in range(6000)]
     >>> diagnostics.update(pairs, clock=6000.0)
-    >>> diagnostics.segments_for_alerts("v1", clock=6000.0)
+    >>> diagnostics.segments_for_alerts("v1")
     'x > 7.5 (error 100% vs 0%, 612 pairs)'
     >>> diagnostics.report(clock=6000.0)["v1"]["segments"][0]["rule"]
     'x > 7.5'
@@ -286,7 +283,7 @@ class ModelDiagnostics:
                     feature_rows([mine[i] for i in held], s.use_tags, s.exclude_features)
                 )
                 state.errors.extend(own_errors[held].tolist())
-                state.fresh += len(held)
+                state.held_out_seen += len(held)
 
     def rotate(self, version: str | None = None) -> None:
         """Start successor trees (of one version, or all), e.g. after a concept drift."""
@@ -294,47 +291,38 @@ class ModelDiagnostics:
             if version is None or name == version:
                 state.tree.rotate()
 
-    def segments(self, version: str, clock: float | None = None) -> list[Segment]:
-        """The top failing segments of ``version``; recomputed first if due at ``clock``."""
+    def held_out(self, version: str) -> int:
+        """Held-out pairs of ``version`` seen so far (segments change only when this grows)."""
+        state = self._versions.get(version)
+        return 0 if state is None else state.held_out_seen
+
+    def segments(self, version: str) -> list[Segment]:
+        """The top failing segments of ``version`` now: a search over its tree and held-out
+        pairs, which changes nothing (the same state gives the same segments)."""
         state = self._versions.get(version)
         if state is None:
             return []
         s = self._settings
-        due = state.fresh >= s.refresh_pairs or (
-            state.fresh > 0
-            and clock is not None
-            and clock - state.refreshed_at >= s.refresh_interval
+        return find_segments(
+            state.tree.root,
+            list(state.rows),
+            np.fromiter(state.errors, np.float64),
+            self.task,
+            top_k=s.top_k,
+            min_support=s.min_support,
+            alpha=s.alpha,
+            merge_alpha=s.merge_alpha,
         )
-        if clock is not None and due:
-            state.segments = find_segments(
-                state.tree.root,
-                list(state.rows),
-                np.fromiter(state.errors, np.float64),
-                self.task,
-                top_k=s.top_k,
-                min_support=s.min_support,
-                alpha=s.alpha,
-                merge_alpha=s.merge_alpha,
-            )
-            state.fresh, state.refreshed_at = 0, clock
-        return state.segments
 
-    def segments_for_alerts(self, version: str, clock: float | None = None, limit: int = 3) -> str:
+    def segments_for_alerts(self, version: str, limit: int = 3) -> str:
         """The top segments as one line, for alert annotations ("" when there are none)."""
-        parts = []
-        for seg in self.segments(version, clock)[:limit]:
-            if seg.metric == "error_rate":
-                figures = f"error {seg.value:.0%} vs {seg.rest:.0%}"
-            else:
-                figures = f"MAE {seg.value:.4g} vs {seg.rest:.4g}"
-            parts.append(f"{seg.rule} ({figures}, {seg.support} pairs)")
-        return "; ".join(parts)
+        return segments_line(self.segments(version)[:limit])
 
     def report(self, clock: float) -> dict[str, Any]:
         """Per version: ``{"segments": [...], "pairs", "learned", "held_out", "rotations"}``."""
         return {
             version: {
-                "segments": [seg.as_dict() for seg in self.segments(version, clock)],
+                "segments": [seg.as_dict() for seg in self.segments(version)],
                 "pairs": state.stats.n,
                 "learned": state.tree.learned,
                 "held_out": len(state.rows),
@@ -346,3 +334,15 @@ class ModelDiagnostics:
     def comparisons(self) -> list[Comparison]:
         """Each version against the one with most pairs (see ``compare_versions``)."""
         return compare_versions({v: s.stats for v, s in self._versions.items()}, self.task)
+
+
+def segments_line(segments: Sequence[Segment]) -> str:
+    """Segments as one line, as alert annotations carry them ("" when there are none)."""
+    parts = []
+    for seg in segments:
+        if seg.metric == "error_rate":
+            figures = f"error {seg.value:.0%} vs {seg.rest:.0%}"
+        else:
+            figures = f"MAE {seg.value:.4g} vs {seg.rest:.4g}"
+        parts.append(f"{seg.rule} ({figures}, {seg.support} pairs)")
+    return "; ".join(parts)

@@ -1,19 +1,17 @@
-"""Prometheus exposition of the monitor, and the /metrics, /healthz and /readyz endpoint.
+"""Prometheus exposition of the monitor's report, and the HTTP endpoint.
 
-Wiring, in the service: one lock shared by the consumer (held while it
-processes a batch) and the collector (held while it reads)::
+Wiring, in the service: the collector reads the monitor's latest report (no lock)::
 
-    lock = threading.Lock()
     health = Health()
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(monitor, lock, health))
+    registry.register(ReportCollector(lambda: monitor.report, health))
     server = start_http_server(settings.http, registry, health)
     ...
     server.shutdown()
 """
 
-from predwatch.exporter.collector import MonitorCollector
+from predwatch.exporter.collector import ReportCollector
 from predwatch.exporter.health import Health
 from predwatch.exporter.server import ExporterError, MetricsServer, start_http_server
 
-__all__ = ["ExporterError", "Health", "MetricsServer", "MonitorCollector", "start_http_server"]
+__all__ = ["ExporterError", "Health", "MetricsServer", "ReportCollector", "start_http_server"]
