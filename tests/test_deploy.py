@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +22,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from conftest import require_binary
-from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 
 from predwatch.config import Settings, load_settings
 from predwatch.consumer.files import replay
 from predwatch.demo import produce
-from predwatch.demo.broker import EmbeddedBroker
 from predwatch.exporter import Health, MonitorCollector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,6 +181,7 @@ def _panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
 class Query:
     where: str  # which panel, annotation or variable, for messages
     expr: str
+    panel: str | None = None  # the panel's title, for a panel's query
 
 
 def _label_values_query(definition: str) -> str:
@@ -198,7 +194,7 @@ def _label_values_query(definition: str) -> str:
 def queries(dashboard: dict[str, Any]) -> list[Query]:
     """Every PromQL expression of the dashboard: targets, annotations, variable queries."""
     found = [
-        Query(f"panel {p['id']} ({p['title']}) {t['refId']}", t["expr"])
+        Query(f"panel {p['id']} ({p['title']}) {t['refId']}", t["expr"], p["title"])
         for p in _panels(dashboard)
         for t in p.get("targets", [])
     ]
@@ -529,90 +525,3 @@ def test_dockerfile_is_pinned_and_runs_predwatch_unprivileged(compose: dict[str,
     assert command == compose["services"]["predwatch"]["command"]
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "tests"} <= set(ignored)
-
-
-# ------------------------------------------------------------------ the traffic producer
-
-
-def _read_all(broker: EmbeddedBroker, topic: str, partitions: int, count: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest"
-    )
-    consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
-    records: list[Any] = []
-    deadline = time.monotonic() + 30
-    try:
-        while len(records) < count and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=500).values():  # nothing more may come
-            records.extend(batch)
-    finally:
-        consumer.close()
-    return records
-
-
-def test_producer_makes_co_partitioned_topics_and_sends_the_traffic(
-    kafka_broker: EmbeddedBroker,
-) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    args = produce.build_parser().parse_args(
-        [
-            "--bootstrap-servers",
-            kafka_broker.bootstrap_servers,
-            "--rate",
-            "100",
-            "--duration",
-            "2",
-            "--partitions",
-            "2",
-            "--predictions-topic",
-            f"p-{suffix}",
-            "--labels-topic",
-            f"l-{suffix}",
-        ]
-    )
-    simulator = produce.run(args, threading.Event())
-    assert simulator.error is None and simulator.stats.send_errors == 0
-    sent = simulator.stats
-    assert 120 < sent.predictions < 300  # Poisson arrivals at 100/s for 2 s
-    predictions = _read_all(kafka_broker, f"p-{suffix}", 2, sent.predictions)
-    labels = _read_all(kafka_broker, f"l-{suffix}", 2, sent.labels)
-    assert (len(predictions), len(labels)) == (sent.predictions, sent.labels)
-    assert {r.partition for r in predictions} == {0, 1}  # both partitions exist and are used
-    ids = {}
-    for record in predictions:
-        message = json.loads(record.value)
-        assert record.key.decode() == message["prediction_id"] and message["model"] == "credit"
-        ids[message["prediction_id"]] = record.partition
-    for record in labels:
-        message = json.loads(record.value)
-        # Keyed by prediction id, a label lands in its prediction's partition number.
-        assert ids[message["prediction_id"]] == record.partition
-
-
-def test_producer_refuses_topics_with_different_partition_counts(
-    kafka_broker: EmbeddedBroker,
-) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    kafka_broker.create_topics([f"p-{suffix}"], partitions=3)
-    kafka_broker.create_topics([f"l-{suffix}"], partitions=1)
-    with pytest.raises(produce.ProduceError) as error:
-        produce.create_topics(kafka_broker.bootstrap_servers, [f"p-{suffix}", f"l-{suffix}"], 3)
-    assert f"p-{suffix}" in str(error.value) and "same count" in str(error.value)
-
-
-def test_producer_says_in_one_line_when_kafka_is_unreachable() -> None:
-    with socket.socket() as sock:  # a loopback port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{sock.getsockname()[1]}"
-    command = ["-m", "predwatch.demo.produce", "--bootstrap-servers", address, "--wait", "1"]
-    result = subprocess.run(
-        [sys.executable, *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    message = result.stderr.strip().splitlines()[-1]
-    assert address in message and "--bootstrap-servers" in message
