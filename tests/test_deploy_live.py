@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import require_binary
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from test_deploy import DASHBOARD, PREDWATCH_CONFIG, RULE_FILES, Query, queries
 
 from predwatch.config import settings_from_mapping
@@ -129,38 +129,20 @@ def test_producer_says_in_one_line_when_kafka_is_unreachable() -> None:
 # Grafana's macros and the dashboard's variables as Grafana fills them in ("All" is ".*").
 GRAFANA = {"$__rate_interval": "15s", "$model": ".*", "$version": ".*", "$window": ".*"}
 
-# Panels that must show data after half a minute of the demo's traffic: everything but what
-# needs hours (label coverage needs expired predictions, estimated-vs-realised a closed
-# duration window, segments thousands of pairs) or Prometheus' own alerts (for: 10m).
-MUST_SHOW = {
-    "Predictions / s",
-    "Accuracy, last hour",
-    "Records behind",
-    "Alerts firing",
-    "Accuracy per window",
-    "Precision, recall and F1",
-    "Accuracy and F1 across instances, last hour",
-    "Accuracy per segment, last hour",
-    "Estimated accuracy of predictions awaiting labels",
-    "Calibration error",
-    "Drift score per feature (PSI)",
-    "Drifting features",
-    "Pending",
-    "Outcomes per second",
-    "Label delay",
-    "Label delay quantiles",
-    "Throughput",
-    "Consumer lag",
-    "Behind the clock",
-    "Ready",
-    "predwatch alerts",
-    "Alert states",
-    "Notifications",
+# Panels that may stay empty after half a minute of the demo's traffic, and why; every other
+# panel must show data.
+MAY_STAY_EMPTY = {
+    "Regression error": "the demo's model is a classifier",
+    "Version comparisons": "the demo serves one version",
+    "Top failing segments": "the error tree needs thousands of pairs",
 }
 
 
 def _live_settings(broker: EmbeddedBroker, predictions: str, labels: str) -> Any:
-    """The compose stack's predwatch config, pointed at the test broker and made quick."""
+    """The compose stack's predwatch config, pointed at the test broker and made quick:
+    predictions expire after 3 s without a label, a 6 s window closes often (so estimates
+    meet realised figures), drift takes its reference from the first 500 predictions, and
+    the accuracy rule fires at once."""
     data = yaml.safe_load(PREDWATCH_CONFIG.read_text())
     data["kafka"] |= {
         "bootstrap_servers": broker.bootstrap_servers,
@@ -170,6 +152,8 @@ def _live_settings(broker: EmbeddedBroker, predictions: str, labels: str) -> Any
         "session_timeout": "3s",  # a group join on the embedded broker takes half of it
     }
     data["http"] = {"host": "127.0.0.1", "port": 0}
+    data["join"] = {"label_timeout": "3s", "grace": "1s", "idle_timeout": "5s"}
+    data["metrics"]["windows"].append({"name": "6s", "duration": "6s"})
     data["drift"] |= {"reference": {"first": 500}, "min_samples": 200}
     data["alerts"]["evaluate_every"] = "1s"
     data["alerts"]["rules"][0]["for"] = 0
@@ -261,6 +245,9 @@ def live_predwatch(kafka_broker: EmbeddedBroker) -> Iterator[Service]:
     consumer = threading.Thread(target=service.run, args=(stop,), daemon=True)
     consumer.start()
     producer = simulator.start(stop)
+    garbage = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    garbage.send(predictions, key=b"x", value=b"not json")  # for the invalid-messages panel
+    garbage.close()
     try:
         yield service
     finally:
@@ -281,13 +268,13 @@ def test_every_dashboard_query_runs_on_a_real_prometheus_and_shows_data(
 ) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     found = queries(dashboard)
-    panels = {p["title"] for p in dashboard["panels"]}
-    assert panels >= MUST_SHOW
+    panels = {p["title"] for p in dashboard["panels"] if p["type"] != "row"}
+    assert MAY_STAY_EMPTY.keys() <= panels
     target = live_predwatch.url.removeprefix("http://")
     prometheus = Prometheus(tmp_path, target)
     try:
         prometheus.wait_ready()
-        empty: set[str] = set(MUST_SHOW)
+        empty = panels - MAY_STAY_EMPTY.keys()
         deadline = time.monotonic() + 90
         while empty and time.monotonic() < deadline:
             time.sleep(2)
