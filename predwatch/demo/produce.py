@@ -178,7 +178,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> Simulator:
-    """Create the topics and produce until ``stop`` is set or ``args.duration`` has passed.
+    """Create the topics and produce until ``stop`` is set or ``args.duration`` has passed
+    (then ``stop`` is set, which ends the simulator's thread).
 
     Returns the simulator, whose ``stats`` say what was sent and ``error`` why it ended early.
     """
@@ -241,7 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sent = simulator.stats
     if simulator.error is not None:
-        print(f"predwatch traffic: {simulator.error}", file=sys.stderr)
+        print(
+            f"predwatch traffic: cannot send to Kafka at {args.bootstrap_servers} "
+            f"({simulator.error}); check --bootstrap-servers",
+            file=sys.stderr,
+        )
         return 2
     log.info("stopped after sending %d predictions and %d labels", sent.predictions, sent.labels)
     return 0
