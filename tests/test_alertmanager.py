@@ -141,7 +141,7 @@ def test_prometheus_alert_rules_pass_their_promtool_unit_tests() -> None:
         "Debian's 'prometheus' package",
         "test",
         "rules",
-        str(rules / "alert-rules.test.yml"),
+        str(rules / "tests" / "alert-rules.test.yml"),
     )
 
 
