@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from predwatch.config import Settings, load_settings
 from predwatch.consumer.files import replay
 from predwatch.demo import produce
-from predwatch.exporter import Health, MonitorCollector
+from predwatch.exporter import Health, ReportCollector
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -66,8 +65,9 @@ def exported() -> set[str]:
     monitor = replay(
         settings, ROOT / "examples" / "predictions.jsonl", ROOT / "examples" / "labels.jsonl"
     )
+    monitor.summary()
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(monitor, threading.Lock(), Health()))
+    registry.register(ReportCollector(lambda: monitor.report, Health()))
     names = exposed_names(generate_latest(registry).decode())
     # Every family is in the exposition even without samples (docs/metrics.md).
     assert {"predwatch_label_delay_seconds_bucket", "predwatch_alerts"} <= names
