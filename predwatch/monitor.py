@@ -62,7 +62,8 @@ def _label_time(pair: tuple[Prediction, Label]) -> float:
 class JoinCounts:
     """Cumulative outcome counts. Invariants, at every moment:
 
-    ``predictions = matched + unlabelled + pending_predictions + duplicate_predictions``
+    ``predictions = matched + unlabelled + pending_predictions + duplicate_predictions
+    + late_predictions``
     ``labels = matched + orphan_labels + late_labels + duplicate_labels + pending_labels``
     """
 
@@ -77,6 +78,7 @@ class JoinCounts:
     duplicate_predictions: int = 0
     duplicate_labels: int = 0
     invalid: int = 0
+    late_predictions: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -218,6 +220,7 @@ class Monitor:
         counts.unlabelled += len(result.unlabelled)
         counts.orphan_labels += len(result.orphan_labels)
         counts.late_labels += len(result.late_labels)
+        counts.late_predictions += len(result.late_predictions)
         counts.duplicate_predictions += len(result.duplicate_predictions)
         counts.duplicate_labels += len(result.duplicate_labels)
         counts.pending_predictions = sum(j.pending_predictions for j in self._joins.values())
@@ -231,6 +234,7 @@ class Monitor:
             "late_labels",
             "duplicate_predictions",
             "duplicate_labels",
+            "late_predictions",
         ):
             outcomes[name] += len(getattr(result, name))
         for prediction in result.unlabelled:
@@ -262,7 +266,8 @@ class Monitor:
                 delays = self.label_delays[model] = DelayHistogram()
             label_times = np.fromiter(map(_label_time, pairs), np.float64, len(pairs))
             delays.observe(label_times - columns["timestamp"])
-        for model, predictions in _by_model(result.unlabelled, _model_of).items():
+        ended_unlabelled = result.unlabelled + result.late_predictions
+        for model, predictions in _by_model(ended_unlabelled, _model_of).items():
             self.drift[model].on_expired(predictions, clock)
 
     def figures(self, drift: bool = True) -> dict[str, Any]:
