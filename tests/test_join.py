@@ -97,6 +97,16 @@ CASES = [
         pending_predictions=1,
         pending_labels=1,
     ),
+    # A repeat is a duplicate, even when it is behind its input (its id was read before).
+    Case(
+        "duplicate behind its input",
+        [Step([p("a", 0), p("z", 100), p("a", 1)], [lab("a", 5), lab("y", 100), lab("a", 6)])],
+        matched={"a"},
+        duplicate_predictions=1,
+        duplicate_labels=1,
+        pending_predictions=1,
+        pending_labels=1,
+    ),
     # A later label of the same id is a duplicate, whatever the first one's outcome was.
     Case(
         "first label decides",

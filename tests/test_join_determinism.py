@@ -48,10 +48,10 @@ def reference(predictions: list[Prediction], labels: list[Label]) -> dict[tuple[
         first: dict[str, int] = {}
         for i, event in enumerate(events):
             before = [e.timestamp for e in events[:i]]
-            if before and event.timestamp < max(before) - GRACE:
-                outcome[kind, i] = "late"
-            elif event.id in first:
+            if event.id in first:
                 outcome[kind, i] = "duplicate"
+            elif before and event.timestamp < max(before) - GRACE:
+                outcome[kind, i] = "late"
             else:
                 first[event.id] = i
         return first

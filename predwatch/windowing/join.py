@@ -4,11 +4,12 @@ Every valid event ends in exactly one outcome, decided by the events' ids and
 timestamps alone (see docs/architecture.md, "How the join decides, in event
 time"). With ``T = label_timeout`` and ``G = grace``:
 
+- The first prediction and the first label of an id read from each input are
+  *the* prediction and *the* label; later ones of the same id are *duplicates*.
 - An event stamped more than ``G`` before the latest time already read from its
-  own input (in this partition) is *behind*: set aside as a *late prediction* or
-  a *late label*, and the join goes on as if it had not been read.
-- Of the other events, the first prediction and the first label of an id are
-  *the* prediction and *the* label; later ones are *duplicates*.
+  own input (in this partition) is *behind* its input's watermark: unless a
+  duplicate, it is set aside as a *late prediction* or a *late label*, and the
+  join goes on as if it had not been read.
 - The label matches the prediction when ``-G <= label time - prediction time <= T``
   (and its value fits the model's task, else it is *invalid*); later than that it
   is *late*, earlier (or with no prediction) it is an *orphan*. A prediction
@@ -17,10 +18,10 @@ time"). With ``T = label_timeout`` and ``G = grace``:
 Watermarks only decide when a pending event ends: a prediction once the join's
 watermark passes ``timestamp + T``, a label without prediction once it passes
 ``timestamp + G``; no event that could change their outcome can come after
-that without being behind. The one exception is an idle input's watermark,
-which follows the clock (``idle_timeout``) so that a quiet topic does not hold
-everything back; the other is the bounded memory of ended ids
-(``expired_id_memory``).
+that without being behind. Two bounds of a real service bend the rule: an
+idle input's watermark follows the processing-time clock (``idle_timeout``) so
+that a quiet topic does not hold everything back, and the memory of ended ids
+is bounded (``expired_id_memory``); an id forgotten is new again.
 
 >>> from predwatch.events import Label, Prediction
 >>> join = PartitionJoin(label_timeout=3600, grace=60, idle_timeout=600, expired_id_memory=100)
@@ -131,13 +132,14 @@ class PartitionJoin:
         latest = _latest(self.prediction_mark)
         for prediction in batch:
             key, time = prediction.id, prediction.timestamp
-            if time < latest - grace:
-                result.late_predictions.append(prediction)
-                continue
+            behind = time < latest - grace
             if latest < time:
                 latest = time
             if key in pending or ended.get(key, 0) & PREDICTION:
                 result.duplicate_predictions.append(prediction)
+                continue
+            if behind:
+                result.late_predictions.append(prediction)
                 continue
             label = labels.pop(key, None)
             if label is None:
@@ -167,13 +169,14 @@ class PartitionJoin:
         latest = _latest(self.label_mark)
         for label in batch:
             key, time = label.id, label.timestamp
-            if time < latest - grace:
-                result.late_labels.append(label)
-                continue
+            behind = time < latest - grace
             if latest < time:
                 latest = time
             if key in labels or key in sealed or ended.get(key, 0) & LABEL:
                 result.duplicate_labels.append(label)
+                continue
+            if behind:
+                result.late_labels.append(label)
                 continue
             prediction = pending.get(key)
             if prediction is None:
