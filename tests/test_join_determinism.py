@@ -39,39 +39,45 @@ class Stream:
     labels: dict[int, list[Label]]
 
 
-def reference(predictions: list[Prediction], labels: list[Label]) -> dict[tuple[str, int], str]:
+def reference(
+    predictions: list[Prediction],
+    labels: list[Label],
+    timeout: float = TIMEOUT,
+    grace: float = GRACE,
+) -> dict[tuple[str, int], str]:
     """Each event's outcome in one partition, from the whole stream, by the stated rule."""
     outcome: dict[tuple[str, int], str] = {}
 
     def on_time(events: list[Prediction] | list[Label], kind: str) -> dict[str, int]:
         """Mark events behind their input's watermark; the first on-time position of each id."""
         first: dict[str, int] = {}
+        latest = -math.inf  # the largest time of the events before
         for i, event in enumerate(events):
-            before = [e.timestamp for e in events[:i]]
             if event.id in first:
                 outcome[kind, i] = "duplicate"
-            elif before and event.timestamp < max(before) - GRACE:
+            elif event.timestamp < latest - grace:
                 outcome[kind, i] = "late"
             else:
                 first[event.id] = i
+            latest = max(latest, event.timestamp)
         return first
 
     first_prediction, first_label = on_time(predictions, "p"), on_time(labels, "l")
     if predictions and labels:
-        mark = min(max(p.timestamp for p in predictions), max(x.timestamp for x in labels)) - GRACE
+        mark = min(max(p.timestamp for p in predictions), max(x.timestamp for x in labels)) - grace
     else:
         mark = -math.inf  # an input that never had an event holds expiry back
     for key, j in first_label.items():
         label = labels[j]
         if key not in first_prediction:
-            outcome["l", j] = "orphan" if label.timestamp + GRACE < mark else "pending"
+            outcome["l", j] = "orphan" if label.timestamp + grace < mark else "pending"
             continue
         i = first_prediction[key]
         prediction = predictions[i]
         gap = label.timestamp - prediction.timestamp
-        if gap > TIMEOUT:
+        if gap > timeout:
             outcome["l", j] = "late"
-        elif gap < -GRACE:
+        elif gap < -grace:
             outcome["l", j] = "orphan"
         elif label.number is None and isinstance(prediction.value, float):
             outcome["l", j] = "invalid"
@@ -79,7 +85,7 @@ def reference(predictions: list[Prediction], labels: list[Label]) -> dict[tuple[
             outcome["l", j] = outcome["p", i] = "matched"
     for i in first_prediction.values():
         if ("p", i) not in outcome:
-            deadline = predictions[i].timestamp + TIMEOUT
+            deadline = predictions[i].timestamp + timeout
             outcome["p", i] = "unlabelled" if deadline < mark else "pending"
     return outcome
 
