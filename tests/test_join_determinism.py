@@ -305,3 +305,39 @@ def flat(document: dict | list, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams(), st.integers(2, 4))
+def test_outcomes_do_not_depend_on_the_number_of_partitions(stream: Stream, parts: int) -> None:
+    # One partition's events split by id over `parts` partitions, each input kept in order.
+    # Each input is in time order, as nothing out of order by more than grace may be behind
+    # in one partitioning and not in another; a closing pair far ahead in every partition
+    # ends what waits.
+    predictions = sorted(stream.predictions[0], key=lambda e: e.timestamp)
+    labels = sorted(stream.labels[0], key=lambda e: e.timestamp)
+    end = max([e.timestamp for e in [*predictions, *labels]], default=0.0) + 10 * TIMEOUT
+    closing = [
+        (
+            Prediction(f"close-{q}", "m", "v1", end, "1", 0.7, None, {}, {}),
+            Label(f"close-{q}", end, "1", 1.0),
+        )
+        for q in range(parts)
+    ]
+    single = Stream(
+        {0: predictions + [p for p, _ in closing]}, {0: labels + [x for _, x in closing]}
+    )
+    split = Stream({q: [] for q in range(parts)}, {q: [] for q in range(parts)})
+    where: dict[tuple[str, int], tuple[int, int]] = {}
+    for kind, events, into in (("p", predictions, split.predictions), ("l", labels, split.labels)):
+        for i, event in enumerate(events):
+            q = "abcdefgh".index(event.id) % parts
+            where[kind, i] = (q, len(into[q]))
+            into[q].append(event)  # type: ignore[arg-type]
+    for q, (prediction, label) in enumerate(closing):
+        split.predictions[q].append(prediction)
+        split.labels[q].append(label)
+    whole = outcomes(single, together(single))
+    parted = outcomes(split, together(split))
+    for (kind, i), (q, j) in where.items():
+        assert parted[q, kind, j] == whole[0, kind, i], (kind, i)
