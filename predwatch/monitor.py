@@ -220,7 +220,8 @@ class Monitor:
                 batch.model(model).add_arrivals([p for p, _ in items], [k for _, k in items])
         for model, pairs in _by_model(result.matched).items():
             batch.model(model).add_matched(pairs, self._quality.columns_of(model))
-        for model, predictions in _by_model(result.unlabelled).items():
+        # A prediction set aside as late will never get its label either.
+        for model, predictions in _by_model(result.unlabelled + result.late_predictions).items():
             batch.model(model).unlabelled = predictions
 
     # --- the report ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Case:
     unlabelled: set[str] = field(default_factory=set)
     orphan: set[str] = field(default_factory=set)
     late: set[str] = field(default_factory=set)
+    late_predictions: set[str] = field(default_factory=set)
     duplicate_predictions: int = 0
     duplicate_labels: int = 0
     invalid_labels: int = 0
@@ -57,9 +58,62 @@ CASES = [
     # because the join's watermark is the smaller of the two inputs'.
     Case(
         "labels topic far ahead",
-        [Step([p("a", 0)], [lab("x", 1000)]), Step([], [lab("a", 50)])],
+        [Step([p("a", 0)], [lab("x", 1000)]), Step([p("b", 40)], [lab("a", 995)])],
+        late={"a"},  # stamped 995 s after its prediction: late, though the prediction waits
+        pending_predictions=2,  # a (sealed) and b wait: the predictions input is still at 40
+        pending_labels=1,  # x waits for its prediction
+    ),
+    # The interval is [-grace, label_timeout] of label time minus prediction time, both ends in.
+    Case(
+        "interval ends",
+        [Step([p("a", 0), p("b", 0)], [lab("a", -GRACE), lab("b", TIMEOUT)])],
+        matched={"a", "b"},
+    ),
+    # Stamped too long after its prediction: late, whether the prediction came first or not.
+    Case(
+        "late label before its prediction",
+        [Step([], [lab("a", TIMEOUT + 1)]), Step([p("a", 0)])],
+        late={"a"},
+        pending_predictions=1,  # a ends unlabelled at its own deadline, as if it came first
+    ),
+    # Stamped more than grace before its prediction: an orphan, in either order.
+    Case(
+        "label too early",
+        [
+            Step([p("a", 50)], [lab("a", 50 - GRACE - 1)]),
+            Step([], [lab("b", 60)]),
+            Step([p("b", 60 + GRACE + 1)]),
+        ],
+        orphan={"a", "b"},
+        pending_predictions=2,
+    ),
+    # An event stamped more than grace before the latest of its own input is behind: set aside.
+    Case(
+        "behind its own input",
+        [Step([p("z", 100), p("a", 80), p("b", 90)], [lab("y", 100), lab("b", 90), lab("c", 85)])],
+        matched={"b"},
+        late={"c"},
+        late_predictions={"a"},
+        pending_predictions=1,
+        pending_labels=1,
+    ),
+    # A repeat is a duplicate, even when it is behind its input (its id was read before).
+    Case(
+        "duplicate behind its input",
+        [Step([p("a", 0), p("z", 100), p("a", 1)], [lab("a", 5), lab("y", 100), lab("a", 6)])],
         matched={"a"},
-        pending_labels=1,  # x waits for its prediction: the predictions input is still at 0
+        duplicate_predictions=1,
+        duplicate_labels=1,
+        pending_predictions=1,
+        pending_labels=1,
+    ),
+    # A later label of the same id is a duplicate, whatever the first one's outcome was.
+    Case(
+        "first label decides",
+        [Step([p("a", 0)], [lab("a", 500), lab("a", 495)])],
+        late={"a"},
+        duplicate_labels=1,
+        pending_predictions=1,
     ),
     # A label whose prediction never comes is an orphan once the watermark passes ts + grace.
     Case(
@@ -182,6 +236,7 @@ def test_join_case(case: Case) -> None:
     assert {x.id for x in total.unlabelled} - ticks == case.unlabelled
     assert {x.id for x in total.orphan_labels} - ticks == case.orphan
     assert {x.id for x in total.late_labels} == case.late
+    assert {x.id for x in total.late_predictions} == case.late_predictions
     assert len(total.duplicate_predictions) == case.duplicate_predictions
     assert len(total.duplicate_labels) == case.duplicate_labels
     assert len(total.invalid_labels) == case.invalid_labels

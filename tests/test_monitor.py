@@ -60,7 +60,11 @@ batch = st.tuples(
 def assert_invariants(monitor: Monitor) -> None:
     c = monitor.counts
     assert c.predictions == (
-        c.matched + c.unlabelled + c.pending_predictions + c.duplicate_predictions
+        c.matched
+        + c.unlabelled
+        + c.pending_predictions
+        + c.duplicate_predictions
+        + c.late_predictions
     )
     assert c.labels == c.matched + c.orphan_labels + c.late_labels + c.duplicate_labels + (
         c.pending_labels

@@ -42,7 +42,7 @@ class ModelBatch:
     pairs: list[Pair] = field(default_factory=list)
     columns: Columns = field(default_factory=dict)
     versions: list[tuple[str, Rows]] = field(default_factory=list)
-    unlabelled: list[Prediction] = field(default_factory=list)
+    unlabelled: list[Prediction] = field(default_factory=list)  # ended without a label
 
     def add_arrivals(
         self, predictions: Sequence[Prediction], keys: Sequence[tuple[str, str]]

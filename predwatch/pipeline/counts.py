@@ -24,6 +24,7 @@ OUTCOMES = (
     "late_labels",
     "duplicate_predictions",
     "duplicate_labels",
+    "late_predictions",
 )
 
 
@@ -31,7 +32,8 @@ OUTCOMES = (
 class JoinCounts:
     """Cumulative outcome counts. Invariants, at every moment:
 
-    ``predictions = matched + unlabelled + pending_predictions + duplicate_predictions``
+    ``predictions = matched + unlabelled + pending_predictions + duplicate_predictions
+    + late_predictions``
     ``labels = matched + orphan_labels + late_labels + duplicate_labels + pending_labels``
     """
 
@@ -46,6 +48,7 @@ class JoinCounts:
     duplicate_predictions: int = 0
     duplicate_labels: int = 0
     invalid: int = 0
+    late_predictions: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -109,6 +112,7 @@ class CountsStage:
         add("predwatch_labels_total", (), counts.labels)
         add("predwatch_orphan_labels_total", (), counts.orphan_labels)
         add("predwatch_late_labels_total", (), counts.late_labels)
+        add("predwatch_late_predictions_total", (), counts.late_predictions)
         add("predwatch_duplicates_total", ("prediction",), counts.duplicate_predictions)
         add("predwatch_duplicates_total", ("label",), counts.duplicate_labels)
         for (topic, reason), count in sorted(self.invalid_reasons.items()):

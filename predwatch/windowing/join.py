@@ -1,10 +1,27 @@
-"""The event-time join of predictions and labels of one partition.
+"""The event-time join of predictions and labels of one partition, as an interval join.
 
-Every valid event ends in exactly one outcome. A prediction is *matched*,
-expires *unlabelled*, or is a *duplicate*; a label is *matched*, *orphan* (no
-prediction was ever seen for it), *late* (its prediction had already expired),
-*duplicate*, or *invalid* (its value does not fit the model's task). Until then
-an event is *pending*.
+Every valid event ends in exactly one outcome, decided by the events' ids and
+timestamps alone (see docs/architecture.md, "How the join decides, in event
+time"). With ``T = label_timeout`` and ``G = grace``:
+
+- The first prediction and the first label of an id read from each input are
+  *the* prediction and *the* label; later ones of the same id are *duplicates*.
+- An event stamped more than ``G`` before the latest time already read from its
+  own input (in this partition) is *behind* its input's watermark: unless a
+  duplicate, it is set aside as a *late prediction* or a *late label*, and the
+  join goes on as if it had not been read.
+- The label matches the prediction when ``-G <= label time - prediction time <= T``
+  (and its value fits the model's task, else it is *invalid*); later than that it
+  is *late*, earlier (or with no prediction) it is an *orphan*. A prediction
+  without a matching label ends *unlabelled*.
+
+Watermarks only decide when a pending event ends: a prediction once the join's
+watermark passes ``timestamp + T``, a label without prediction once it passes
+``timestamp + G``; no event that could change their outcome can come after
+that without being behind. Two bounds of a real service bend the rule: an
+idle input's watermark follows the processing-time clock (``idle_timeout``) so
+that a quiet topic does not hold everything back, and the memory of ended ids
+is bounded (``expired_id_memory``); an id forgotten is new again.
 
 >>> from predwatch.events import Label, Prediction
 >>> join = PartitionJoin(label_timeout=3600, grace=60, idle_timeout=600, expired_id_memory=100)
@@ -12,16 +29,24 @@ an event is *pending*.
 >>> result = join.process([p], [Label("a", 1500.0, "1", 1.0)], now=0.0)
 >>> [(pred.id, label.value) for pred, label in result.matched]
 [('a', '1')]
+>>> late = Prediction("b", "fraud", "v1", 1000.0, "1", 0.9, None, {}, {})
+>>> result = join.process([late], [Label("b", 5000.0, "1", 1.0)], now=0.0)
+>>> [label.id for label in result.late_labels], join.pending_predictions
+(['b'], 1)
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from predwatch.records import Label, Prediction
 from predwatch.windowing.watermark import Watermark, combined
+
+# What of an ended id has been read: its prediction, its label, or both.
+PREDICTION, LABEL = 1, 2
 
 
 @dataclass(slots=True)
@@ -35,17 +60,17 @@ class JoinResult:
     late_labels: list[Label] = field(default_factory=list)
     duplicate_labels: list[Label] = field(default_factory=list)
     invalid_labels: list[Label] = field(default_factory=list)
+    late_predictions: list[Prediction] = field(default_factory=list)  # behind their input
 
 
 class PartitionJoin:
     """Pending predictions and labels of one partition, and the ids that already ended.
 
-    A prediction waits until the watermark passes ``timestamp + label_timeout``;
-    a label without its prediction waits until it passes ``timestamp + grace``.
-    After a match the id is remembered until the prediction's deadline, and ids
-    that ended are remembered (up to ``expired_id_memory``, oldest forgotten
-    first) so a label arriving after its prediction expired counts as late, not
-    orphan, and repeats count as duplicates.
+    A pending prediction may already know its label's fate (late, orphan,
+    invalid): it is *sealed* and still ends unlabelled at its own deadline, so
+    when it ends never depends on which of the two came first. Ended ids are
+    remembered with what was read of them (up to ``expired_id_memory``, oldest
+    forgotten first), to tell duplicates and late labels from new events.
     """
 
     def __init__(
@@ -64,8 +89,8 @@ class PartitionJoin:
         self.label_mark = Watermark(grace, idle_timeout, start)
         self._predictions: dict[str, Prediction] = {}
         self._labels: dict[str, Label] = {}
-        self._matched: dict[str, float] = {}  # id -> deadline of the matched prediction
-        self._ended: OrderedDict[str, bool] = OrderedDict()  # id -> was it matched
+        self._sealed: set[str] = set()  # pending predictions whose label was already judged
+        self._ended: OrderedDict[str, int] = OrderedDict()  # id -> PREDICTION | LABEL read
         self._high_mark = float("-inf")
         self._prediction_deadlines: list[tuple[float, str]] = []
         self._label_deadlines: list[tuple[float, str]] = []
@@ -90,7 +115,11 @@ class PartitionJoin:
         return None if high == float("-inf") else high
 
     def process(self, predictions: list[Prediction], labels: list[Label], now: float) -> JoinResult:
-        """Add a batch (predictions first, then labels), then expire what the watermark passed."""
+        """Add a batch (predictions first, then labels), then expire what the watermark passed.
+
+        Each event is judged against its input's latest time before it, so how a
+        stream is cut into batches does not matter.
+        """
         result = JoinResult()
         self._add_predictions(predictions, now, result)
         self._add_labels(labels, now, result)
@@ -98,60 +127,81 @@ class PartitionJoin:
         return result
 
     def _add_predictions(self, batch: list[Prediction], now: float, result: JoinResult) -> None:
-        pending, labels = self._predictions, self._labels
-        matched, ended = self._matched, self._ended
-        timeout, deadlines = self._label_timeout, self._prediction_deadlines
-        max_time = float("-inf")
+        pending, labels, sealed, ended = self._predictions, self._labels, self._sealed, self._ended
+        timeout, grace, deadlines = self._label_timeout, self._grace, self._prediction_deadlines
+        latest = _latest(self.prediction_mark)
         for prediction in batch:
-            key = prediction.id
-            if max_time < prediction.timestamp:
-                max_time = prediction.timestamp
-            if key in pending or key in matched or key in ended:
+            key, time = prediction.id, prediction.timestamp
+            behind = time < latest - grace
+            if latest < time:
+                latest = time
+            if key in pending or ended.get(key, 0) & PREDICTION:
                 result.duplicate_predictions.append(prediction)
                 continue
-            deadline = prediction.timestamp + timeout
-            heapq.heappush(deadlines, (deadline, key))
+            if behind:
+                result.late_predictions.append(prediction)
+                continue
             label = labels.pop(key, None)
             if label is None:
-                pending[key] = prediction
-            elif _fits(prediction, label):
-                matched[key] = deadline
-                result.matched.append((prediction, label))
+                if ended.pop(key, 0) & LABEL:  # its label ended as an orphan already
+                    sealed.add(key)
             else:
-                result.invalid_labels.append(label)
-                pending[key] = prediction
-        if batch:
-            self.prediction_mark.observe(max_time, now)
-
-    def _add_labels(self, batch: list[Label], now: float, result: JoinResult) -> None:
-        pending, labels = self._predictions, self._labels
-        matched, ended = self._matched, self._ended
-        grace, deadlines = self._grace, self._label_deadlines
-        max_time = float("-inf")
-        for label in batch:
-            key = label.id
-            if max_time < label.timestamp:
-                max_time = label.timestamp
-            prediction = pending.get(key)
-            if prediction is not None:
-                if _fits(prediction, label):
-                    del pending[key]
-                    matched[key] = prediction.timestamp + self._label_timeout
+                gap = label.timestamp - time
+                if gap > timeout:
+                    result.late_labels.append(label)
+                elif gap < -grace:
+                    result.orphan_labels.append(label)
+                elif _fits(prediction, label):
                     result.matched.append((prediction, label))
+                    ended[key] = PREDICTION | LABEL
+                    continue
                 else:
                     result.invalid_labels.append(label)
-            elif key in matched or key in labels:
-                result.duplicate_labels.append(label)
-            elif key in ended:
-                if ended[key]:
-                    result.duplicate_labels.append(label)
-                else:
-                    result.late_labels.append(label)
-            else:
-                labels[key] = label
-                heapq.heappush(deadlines, (label.timestamp + grace, key))
+                sealed.add(key)
+            pending[key] = prediction
+            heapq.heappush(deadlines, (time + timeout, key))
         if batch:
-            self.label_mark.observe(max_time, now)
+            self.prediction_mark.observe(latest, now)
+
+    def _add_labels(self, batch: list[Label], now: float, result: JoinResult) -> None:
+        pending, labels, sealed, ended = self._predictions, self._labels, self._sealed, self._ended
+        timeout, grace, deadlines = self._label_timeout, self._grace, self._label_deadlines
+        latest = _latest(self.label_mark)
+        for label in batch:
+            key, time = label.id, label.timestamp
+            behind = time < latest - grace
+            if latest < time:
+                latest = time
+            if key in labels or key in sealed or ended.get(key, 0) & LABEL:
+                result.duplicate_labels.append(label)
+                continue
+            if behind:
+                result.late_labels.append(label)
+                continue
+            prediction = pending.get(key)
+            if prediction is None:
+                if key in ended:  # its prediction ended unlabelled: past its deadline
+                    result.late_labels.append(label)
+                    ended[key] |= LABEL
+                else:
+                    labels[key] = label
+                    heapq.heappush(deadlines, (time + grace, key))
+                continue
+            gap = time - prediction.timestamp
+            if gap > timeout:
+                result.late_labels.append(label)
+            elif gap < -grace:
+                result.orphan_labels.append(label)
+            elif _fits(prediction, label):
+                del pending[key]
+                result.matched.append((prediction, label))
+                ended[key] = PREDICTION | LABEL
+                continue
+            else:
+                result.invalid_labels.append(label)
+            sealed.add(key)
+        if batch:
+            self.label_mark.observe(latest, now)
 
     def expire(self, now: float, result: JoinResult) -> None:
         """End every pending event whose deadline the watermark has passed."""
@@ -159,8 +209,7 @@ class PartitionJoin:
         if mark is None:
             return
         self._high_mark = mark
-        deadlines = self._prediction_deadlines
-        pending, matched, ended = self._predictions, self._matched, self._ended
+        deadlines, pending, ended = self._prediction_deadlines, self._predictions, self._ended
         timeout, unlabelled, pop = self._label_timeout, result.unlabelled, heapq.heappop
         while deadlines and deadlines[0][0] < mark:
             deadline, key = pop(deadlines)
@@ -168,24 +217,30 @@ class PartitionJoin:
             if prediction is not None and prediction.timestamp + timeout == deadline:
                 del pending[key]
                 unlabelled.append(prediction)
-                ended[key] = False
-            elif matched.get(key) == deadline:
-                del matched[key]
-                ended[key] = True
-        self._forget_oldest()
-        deadlines = self._label_deadlines
+                sealed = key in self._sealed
+                self._sealed.discard(key)
+                ended[key] = PREDICTION | LABEL if sealed else PREDICTION
+        deadlines, labels = self._label_deadlines, self._labels
         while deadlines and deadlines[0][0] < mark:
-            deadline, key = heapq.heappop(deadlines)
-            label = self._labels.get(key)
+            deadline, key = pop(deadlines)
+            label = labels.get(key)
             if label is not None and label.timestamp + self._grace == deadline:
-                del self._labels[key]
+                del labels[key]
                 result.orphan_labels.append(label)
+                ended[key] = LABEL
+        self._forget_oldest()
 
     def _forget_oldest(self) -> None:
         """Keep the memory of ended ids to its configured size, forgetting the oldest first."""
         ended, excess = self._ended, len(self._ended) - self._memory_size
         for _ in range(max(0, excess)):
             ended.popitem(last=False)
+
+
+def _latest(mark: Watermark) -> float:
+    """The largest event time an input has read, ``-inf`` before its first event."""
+    latest = mark.max_event_time
+    return -math.inf if latest is None else latest
 
 
 def _fits(prediction: Prediction, label: Label) -> bool:
