@@ -31,7 +31,7 @@ from predwatch.alerts.rules import Extra
 from predwatch.batches import group_rows, take_columns, take_records
 from predwatch.config import Settings
 from predwatch.diagnostics.tree import ModelDiagnostics
-from predwatch.drift.profile import load_profiles
+from predwatch.drift.profile import ReferenceProfile
 from predwatch.drift.tracker import ModelDrift
 from predwatch.events import Decoder
 from predwatch.metrics.delay import DelayHistogram
@@ -103,7 +103,7 @@ class Changes:
 class Monitor:
     """Joins, counts and scores the predictions and labels of every partition."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, profiles: Sequence[ReferenceProfile] = ()) -> None:
         self.settings = settings
         self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
@@ -113,8 +113,6 @@ class Monitor:
         self.metrics = {
             name: ModelMetrics(model, settings.metrics) for name, model in settings.models.items()
         }
-        path = settings.drift.reference.path
-        profiles = load_profiles(path) if settings.drift.enabled and path else []
         self.drift = {name: ModelDrift(name, settings, profiles) for name in settings.models}
         self.diagnostics = {
             name: ModelDiagnostics(model, settings.diagnostics, name)

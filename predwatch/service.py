@@ -12,16 +12,18 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry
 
-from predwatch.alerts.sinks import Notifier, build_notifier
+from predwatch.alerts.sinks.build import build_notifier
 from predwatch.alerts.sinks.notification import from_transition
+from predwatch.alerts.sinks.notifier import Notifier
 from predwatch.config import Settings
 from predwatch.consumer.kafka import KafkaSource
+from predwatch.drift.profile import ReferenceProfile
 from predwatch.exporter import Health, MetricsServer, MonitorCollector, start_http_server
 from predwatch.monitor import Monitor
 
@@ -33,14 +35,21 @@ ALERT_TICK = 1.0  # seconds between checks whether alert rules are due
 class Service:
     """A monitor fed from Kafka, served over HTTP, alerting; ``run`` blocks until ``stop``.
 
-    The HTTP endpoint is bound in the constructor, so a port in use fails at
+    ``profiles`` are the reference profiles of data drift when ``drift.reference.path`` names
+    a file (the caller reads it: the service does no file I/O of its own). The HTTP endpoint
+    is bound in the constructor, so a port in use fails at
     once (``ExporterError``) and ``url`` is known before consumption starts.
     """
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        profiles: Sequence[ReferenceProfile] = (),
+    ) -> None:
         self.settings = settings
         self._clock = clock
-        self.monitor = Monitor(settings)
+        self.monitor = Monitor(settings, profiles)
         self.lock = threading.Lock()
         self.health = Health(clock=clock)
         self.notifier: Notifier = build_notifier(settings.alerts.sinks, settings.kafka)

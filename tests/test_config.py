@@ -80,8 +80,8 @@ CASES = [
     # A duration in a unit predwatch does not know.
     Case(
         "models: {f: {task: binary}}\njoin: {grace: 5 minutes}",
-        "join.grace: '5 minutes' is not a duration: write a number of seconds or a number "
-        "with a unit, such as 90, '90s', '15m', '1h' or '2d'",
+        "join.grace: '5 minutes' is not a duration: unknown unit 'minutes'; use ms, s, m, h, "
+        "d or w, such as 90, '90s', '15m', '1h' or '2d'",
     ),
     # Without models there is nothing to monitor.
     Case("join: {grace: 5s}", "models: is required"),
@@ -136,7 +136,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
 
 def run_check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "predwatch.cli", "check-config", str(path)],
+        [sys.executable, "-m", "predwatch.cli", "check-config", "--config", str(path)],
         capture_output=True,
         text=True,
     )
