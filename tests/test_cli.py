@@ -138,6 +138,7 @@ def test_replay_of_a_config_naming_the_wrong_model_warns_with_the_cause(
     warning = [line for line in done.stderr.splitlines() if "WARNING" in line]
     assert any(
         "no valid prediction was read: all 500 were invalid, 500 as unknown_model" in line
+        and "a model the config does not list (they name 'fraud')" in line
         and "'models' (spam)" in line
         for line in warning
     ), done.stderr

@@ -14,7 +14,8 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,11 +27,13 @@ from predwatch.monitor import Monitor
 log = logging.getLogger("predwatch")
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 STRICT_FAILURE = 2
+NAMED_LINES = 1000  # lines read to say which models the events name
+NAMED_MODELS = 5
 
 HINTS = {
     "unknown_model": (
-        "the events name a model the config does not list: check 'models' ({models}), "
-        "and that 'fields.model' names the field that holds the model"
+        "the events name a model the config does not list{named}: check 'models' "
+        "({models}), and that 'fields.model' names the field that holds the model"
     ),
     "missing_field": (
         "the events have no field {field!r}: if your producer spells it differently, "
@@ -100,8 +103,9 @@ def invalid_by_topic(reasons: Counter[tuple[str, str]]) -> dict[str, dict[str, i
     return out
 
 
-def hint(reason: str, settings: Settings) -> str:
-    """The likely cause of events invalid for ``reason``, as a sentence a user can act on.
+def hint(reason: str, settings: Settings, named: Sequence[str] = ()) -> str:
+    """The likely cause of events invalid for ``reason``, as a sentence a user can act on;
+    ``named`` are models the events name, if known.
 
     >>> from predwatch.config import Settings
     >>> hint("missing_field:model_version", Settings(models={"fraud": {"task": "binary"}}))
@@ -112,11 +116,37 @@ under 'fields' in the config"
     template = HINTS.get(kind)
     if template is None:
         return f"they are invalid: {reason}"
-    return template.format(field=field, models=", ".join(settings.models))
+    shown = f" (they name {', '.join(map(repr, named))})" if named else ""
+    return template.format(field=field, models=", ".join(settings.models), named=shown)
 
 
-def warnings(monitor: Monitor) -> list[str]:
-    """What suggests the replay did not read what the user meant, each with a likely cause."""
+def models_named(path: str | Path, field: str, lines: int = NAMED_LINES) -> list[str]:
+    """The distinct models (at most ``NAMED_MODELS``) that the first ``lines`` lines of a
+    predictions file name in ``field``, for a hint; lines that are not JSON are passed over.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "p.jsonl"
+    >>> _ = path.write_text('{"model": "fraud"}\\nnot json\\n{"model": "fraud"}\\n{"model": 3}\\n')
+    >>> models_named(path, "model")
+    ['fraud']
+    """
+    named: dict[str, None] = {}
+    with Path(path).open("rb") as file:
+        for line in islice(file, lines):
+            try:
+                value = json.loads(line).get(field)
+            except (ValueError, AttributeError):  # not JSON, or not an object
+                continue
+            if isinstance(value, str):
+                named[value] = None
+                if len(named) == NAMED_MODELS:
+                    break
+    return list(named)
+
+
+def warnings(monitor: Monitor, named: Sequence[str] = ()) -> list[str]:
+    """What suggests the replay did not read what the user meant, each with a likely cause;
+    ``named`` are the models the predictions name, if known."""
     counts, found = monitor.counts, []
     by_topic = invalid_by_topic(monitor.invalid_reasons)
     for topic, valid in (("predictions", counts.predictions), ("labels", counts.labels)):
@@ -125,7 +155,7 @@ def warnings(monitor: Monitor) -> list[str]:
             reason, count = next(iter(invalid.items()))  # the most frequent
             found.append(
                 f"no valid {topic[:-1]} was read: all {sum(invalid.values())} were invalid, "
-                f"{count} as {reason}; likely cause: {hint(reason, monitor.settings)}"
+                f"{count} as {reason}; likely cause: {hint(reason, monitor.settings, named)}"
             )
         elif valid == 0:
             found.append(f"no {topic[:-1]} was read: the {topic} file holds no events")
@@ -180,7 +210,10 @@ def main(args: argparse.Namespace) -> int:
         log.info(
             "invalid %s: %s", topic, ", ".join(f"{n} {reason}" for reason, n in reasons.items())
         )
-    found = warnings(monitor)
+    named = []
+    if ("predictions", "unknown_model") in monitor.invalid_reasons:
+        named = models_named(args.predictions, settings.fields.model)
+    found = warnings(monitor, named)
     for warning in found:
         log.warning("%s", warning)
     if found and args.strict:
