@@ -313,7 +313,9 @@ def _environment_error(exc: SettingsError) -> ConfigError:
         if field and (upper == ENV_PREFIX + field or upper.startswith(ENV_PREFIX + field + "__"))
     ]
     unparsed = [name for name in candidates if not _is_json(os.environ[name])]
-    names = unparsed or candidates
+    # Most likely at fault: a value meant as JSON that does not parse, then any that does not.
+    meant = [name for name in unparsed if os.environ[name].lstrip().startswith(("{", "["))]
+    names = meant or unparsed or candidates
     if not names:
         return ConfigError("environment", [f"{exc}; give that variable as JSON"])
     problem = (

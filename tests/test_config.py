@@ -205,7 +205,7 @@ ENV_CASES = [
     ),
     # A structured value that is not JSON.
     EnvCase(
-        {"PREDWATCH_KAFKA__CLIENT": "{bad"},
+        {"PREDWATCH_KAFKA__CLIENT": "{bad", "PREDWATCH_KAFKA__GROUP_ID": "mine"},
         "environment variable PREDWATCH_KAFKA__CLIENT: is not valid JSON: a variable that sets "
         'a list or a mapping takes JSON, e.g. \'{"key": "value"}\' or \'["a", "b"]\'',
     ),
