@@ -167,7 +167,7 @@ def print_comparisons() -> None:
 def run_side(rate: float | None, directory: Path) -> dict[str, Any]:
     """One replay with the monitor's own diagnostics at ``rate`` (None: switched off), timed;
     drift is off on both sides so that only diagnostics differ."""
-    from predwatch.cli import tune_gc
+    from predwatch.commands.common import tune_gc
     from predwatch.config import Settings
     from predwatch.consumer.files import replay
     from predwatch.diagnostics.tree import ModelDiagnostics

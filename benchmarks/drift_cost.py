@@ -45,7 +45,7 @@ BUDGET = 0.20  # the most drift may cost, as a share of the throughput without i
 
 def child(enabled: bool, directory: Path, profile: str | None) -> None:
     pin_to_one_cpu()
-    from predwatch.cli import tune_gc
+    from predwatch.commands.common import tune_gc
     from predwatch.config import Settings
     from predwatch.consumer.files import replay
 

@@ -135,7 +135,7 @@ def run_raw(bootstrap: str, expected: int) -> dict[str, Any]:
 def run_predwatch(
     bootstrap: str, expected: int, labels: int, profile: str | None
 ) -> dict[str, Any]:
-    from predwatch.cli import tune_gc
+    from predwatch.commands.common import tune_gc
     from predwatch.consumer.kafka import KafkaSource
     from predwatch.service import Service
 

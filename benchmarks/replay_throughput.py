@@ -53,7 +53,7 @@ CORE_ONLY = {"drift": {"enabled": False}, "diagnostics": {"enabled": False}}
 def run_predwatch(
     predictions: Path, labels: Path, profile: str | None, everything: bool = False
 ) -> dict[str, Any]:
-    from predwatch.cli import tune_gc
+    from predwatch.commands.common import tune_gc
     from predwatch.config import Settings
     from predwatch.consumer.files import replay
 

@@ -10,6 +10,8 @@ Environment variables override the file key by key; nested keys are joined with
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +39,8 @@ from predwatch.drift.settings import DriftSettings
 from predwatch.durations import Duration
 
 Task = Literal["binary", "multiclass", "regression"]
+ENV_PREFIX = "PREDWATCH_"
+ENV_DELIMITER = "__"
 
 
 def class_key(value: object) -> str:
@@ -169,7 +173,7 @@ class Settings(BaseSettings):
     """All of predwatch's settings. Only ``models`` is required."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PREDWATCH_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid", frozen=True
     )
 
     models: dict[str, ModelSettings] = Field(min_length=1)
@@ -196,12 +200,19 @@ class Settings(BaseSettings):
 
 
 class ConfigError(Exception):
-    """A configuration problem a user can fix; ``problems`` holds one sentence each."""
+    """A configuration problem a user can fix; ``problems`` holds one sentence each, and
+    ``sources`` where each came from: the file, or the environment variable at fault."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        super().__init__(f"{source}: " + "; ".join(problems))
+    def __init__(self, source: str, problems: list[str], sources: list[str] | None = None) -> None:
         self.source = source
         self.problems = problems
+        self.sources = sources if sources is not None else [source] * len(problems)
+        super().__init__("; ".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        """One line per problem, as ``check-config`` prints them: ``source: key.path: ...``."""
+        pairs = zip(self.sources, self.problems, strict=True)
+        return [f"{where}: {problem}" for where, problem in pairs]
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -226,19 +237,102 @@ def load_settings(path: str | Path) -> Settings:
     return settings_from_mapping(data, source)
 
 
+# The sections the alert rules are checked against: with one of them invalid, they cannot be.
+_RULE_CONTEXT = frozenset({"models", "metrics", "alerts"})
+
+
 def settings_from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
-    """Validate an already parsed config mapping; see ``load_settings``."""
+    """Validate an already parsed config mapping; see ``load_settings``.
+
+    Every problem is reported at once: those of the values, then those of the alert rules
+    against the models, windows and tags (checked whenever those sections are valid).
+    """
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
+        errors = exc.errors()
+        problems = [_describe(error) for error in errors]
+        sources = [_origin(error["loc"], source) for error in errors]
+        failing = {str(error["loc"][0]) for error in errors if error["loc"]}
+        partial = None if failing & _RULE_CONTEXT else _without(data, failing)
+        if partial is not None:
+            alerts = check_alerts(partial.alerts, partial)
+            problems += alerts
+            sources += [source] * len(alerts)
+        raise ConfigError(source, problems, sources) from None
     except SettingsError as exc:
         # A PREDWATCH_* variable of a structured setting that is not valid JSON.
-        raise ConfigError("environment", [f"{exc}; give that variable as JSON"]) from None
+        raise _environment_error(exc) from None
     problems = check_alerts(settings.alerts, settings)
     if problems:
         raise ConfigError(source, problems)
     return settings
+
+
+def _without(data: dict[str, Any], keys: set[str]) -> Settings | None:
+    """The settings without the sections ``keys`` (their defaults instead), or None when
+    they are invalid all the same (an environment variable at fault in one of them)."""
+    try:
+        return Settings(**{k: v for k, v in data.items() if k not in keys})
+    except (ValidationError, SettingsError):
+        return None
+
+
+def _variables() -> dict[str, str]:
+    """The ``PREDWATCH_*`` environment variables, by upper-case name (as pydantic-settings
+    matches them) to their name as set."""
+    return {name.upper(): name for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+
+
+def _origin(loc: tuple[Any, ...], source: str) -> str:
+    """Where the value at ``loc`` came from: the environment variable that sets it (or one
+    of its parents, as JSON), which wins over the file, else the file ``source``.
+
+    >>> import os
+    >>> os.environ["PREDWATCH_JOIN__GRACE"] = "-5m"
+    >>> _origin(("join", "grace"), "c.yaml"), _origin(("join", "label_timeout"), "c.yaml")
+    ('environment variable PREDWATCH_JOIN__GRACE', 'c.yaml')
+    >>> del os.environ["PREDWATCH_JOIN__GRACE"]
+    """
+    variables = _variables()
+    parts = [str(part) for part in loc]
+    for n in range(len(parts), 0, -1):
+        name = variables.get(ENV_PREFIX + ENV_DELIMITER.join(parts[:n]).upper())
+        if name is not None:
+            return f"environment variable {name}"
+    return source
+
+
+def _environment_error(exc: SettingsError) -> ConfigError:
+    """Name the variable(s) whose JSON pydantic-settings could not parse."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    field = found.group(1).upper() if found else ""
+    candidates = [
+        name
+        for upper, name in sorted(_variables().items())
+        if field and (upper == ENV_PREFIX + field or upper.startswith(ENV_PREFIX + field + "__"))
+    ]
+    unparsed = [name for name in candidates if not _is_json(os.environ[name])]
+    # Most likely at fault: a value meant as JSON that does not parse, then any that does not.
+    meant = [name for name in unparsed if os.environ[name].lstrip().startswith(("{", "["))]
+    names = meant or unparsed or candidates
+    if not names:
+        return ConfigError("environment", [f"{exc}; give that variable as JSON"])
+    problem = (
+        "is not valid JSON: a variable that sets a list or a mapping takes JSON, "
+        'e.g. \'{"key": "value"}\' or \'["a", "b"]\''
+    )
+    return ConfigError(
+        "environment", [problem] * len(names), [f"environment variable {n}" for n in names]
+    )
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(error: Any) -> str:

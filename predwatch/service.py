@@ -21,8 +21,9 @@ from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry
 
-from predwatch.alerts.sinks import Notifier, build_notifier
+from predwatch.alerts.sinks.build import build_notifier
 from predwatch.alerts.sinks.notification import from_transition
+from predwatch.alerts.sinks.notifier import Notifier
 from predwatch.config import Settings
 from predwatch.consumer.kafka import KafkaSource
 from predwatch.drift.profile import ReferenceProfile
@@ -39,7 +40,9 @@ REFRESH = 5.0  # seconds between full reports for /metrics, /alerts and /status
 class Service:
     """A monitor fed from Kafka, served over HTTP, alerting; ``run`` blocks until ``stop``.
 
-    The HTTP endpoint is bound in the constructor, so a port in use fails at
+    ``profiles`` are the reference profiles of data drift when ``drift.reference.path`` names
+    a file (the caller reads it: the service does no file I/O of its own). The HTTP endpoint
+    is bound in the constructor, so a port in use fails at
     once (``ExporterError``) and ``url`` is known before consumption starts.
     """
 

@@ -16,19 +16,14 @@ import pytest
 from alertmanager_fixture import WebhookReceiver, free_port, wait_for
 from pydantic import ValidationError
 
-from predwatch.alerts.sinks import (
-    Backoff,
-    DeliveryError,
-    LogSink,
-    Notification,
-    Notifier,
-    Sink,
-    SinkSettings,
-    WebhookSink,
-    WebhookSinkSettings,
-    build_sinks,
-)
+from predwatch.alerts.sinks.build import build_sinks
+from predwatch.alerts.sinks.delivery import Backoff, DeliveryError, Sink
+from predwatch.alerts.sinks.log import LogSink
+from predwatch.alerts.sinks.notification import Notification
+from predwatch.alerts.sinks.notifier import Notifier
+from predwatch.alerts.sinks.settings import SinkSettings, WebhookSinkSettings
 from predwatch.alerts.sinks.transport import post_json
+from predwatch.alerts.sinks.webhook import WebhookSink
 from predwatch.config import KafkaSettings
 from predwatch.demo.broker import EmbeddedBroker
 

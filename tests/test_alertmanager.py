@@ -16,13 +16,11 @@ from alertmanager_fixture import Alertmanager, WebhookReceiver, wait_for
 from alertmanager_fixture import alertmanager as alertmanager
 from conftest import require_binary
 
-from predwatch.alerts.sinks import (
-    AlertmanagerSink,
-    AlertmanagerSinkSettings,
-    Backoff,
-    Notification,
-    Notifier,
-)
+from predwatch.alerts.sinks.alertmanager import AlertmanagerSink
+from predwatch.alerts.sinks.delivery import Backoff
+from predwatch.alerts.sinks.notification import Notification
+from predwatch.alerts.sinks.notifier import Notifier
+from predwatch.alerts.sinks.settings import AlertmanagerSinkSettings
 
 LABELS = {
     "alertname": "PredwatchAccuracyLow",

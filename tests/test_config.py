@@ -80,8 +80,8 @@ CASES = [
     # A duration in a unit predwatch does not know.
     Case(
         "models: {f: {task: binary}}\njoin: {grace: 5 minutes}",
-        "join.grace: '5 minutes' is not a duration: write a number of seconds or a number "
-        "with a unit, such as 90, '90s', '15m', '1h' or '2d'",
+        "join.grace: '5 minutes' is not a duration: unknown unit 'minutes'; use ms, s, m, h, "
+        "d or w, such as 90, '90s', '15m', '1h' or '2d'",
     ),
     # Without models there is nothing to monitor.
     Case("join: {grace: 5s}", "models: is required"),
@@ -136,7 +136,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
 
 def run_check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "predwatch.cli", "check-config", str(path)],
+        [sys.executable, "-m", "predwatch.cli", "check-config", "--config", str(path)],
         capture_output=True,
         text=True,
     )
@@ -153,3 +153,104 @@ def test_check_config_command(tmp_path: Path) -> None:
     assert ": join.grace: " in lines[1]
     missing = run_check(tmp_path / "nope.yaml")
     assert missing.returncode == 2 and "cannot read the file" in missing.stderr
+
+
+def test_check_config_reports_values_and_alert_rules_at_once(tmp_path: Path) -> None:
+    # A bad duration and a rule watching a metric that does not exist: both in one run,
+    # where the rules used to be checked only once every value was valid.
+    text = (
+        "models: {fraud: {task: binary}}\n"
+        "join: {grace: -5m}\n"
+        "alerts: {rules: [{name: Low, metric: acuracy, below: 0.9}]}\n"
+    )
+    done = run_check(write(tmp_path, text))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, done.stderr
+    assert lines[0].endswith("join.grace: '-5m' is not a duration: durations cannot be negative")
+    assert "alerts.rules[0] (Low): unknown metric 'acuracy'" in lines[1]
+
+
+def test_rules_are_not_checked_against_sections_that_are_invalid(tmp_path: Path) -> None:
+    # With the windows invalid, a rule naming a window cannot be judged: only the window
+    # problem is reported, not a false "unknown window".
+    text = (
+        "models: {fraud: {task: binary}}\n"
+        "metrics: {windows: [{name: w1, events: 0}]}\n"
+        "alerts: {rules: [{name: Low, metric: accuracy, window: w1, below: 0.9}]}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, text))
+    assert [p.split(":")[0] for p in error.value.problems] == ["metrics.windows.0.events"]
+
+
+@dataclass
+class EnvCase:
+    variables: dict[str, str]
+    line: str  # the line check-config prints, exactly
+
+
+ENV_CASES = [
+    # A bad value set by a variable is blamed on the variable, not the file.
+    EnvCase(
+        {"PREDWATCH_JOIN__GRACE": "-5m"},
+        "environment variable PREDWATCH_JOIN__GRACE: join.grace: '-5m' is not a duration: "
+        "durations cannot be negative",
+    ),
+    # A section given as JSON: the variable of the section is named.
+    EnvCase(
+        {"PREDWATCH_HTTP": '{"port": 70000}'},
+        "environment variable PREDWATCH_HTTP: http.port: input should be less than or equal "
+        "to 65535",
+    ),
+    # A structured value that is not JSON.
+    EnvCase(
+        {"PREDWATCH_KAFKA__CLIENT": "{bad", "PREDWATCH_KAFKA__GROUP_ID": "mine"},
+        "environment variable PREDWATCH_KAFKA__CLIENT: is not valid JSON: a variable that sets "
+        'a list or a mapping takes JSON, e.g. \'{"key": "value"}\' or \'["a", "b"]\'',
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ENV_CASES, ids=lambda c: next(iter(c.variables)))
+def test_a_bad_environment_variable_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: EnvCase
+) -> None:
+    for name, value in case.variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, MINIMAL))
+    assert error.value.lines() == [case.line]
+
+
+def test_the_file_is_blamed_for_what_the_file_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREDWATCH_JOIN__GRACE", "5s")  # valid, and not what is wrong
+    path = write(tmp_path, MINIMAL + "http: {port: -1}\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    assert error.value.lines() == [f"{path}: http.port: input should be greater than or equal to 0"]
+
+
+@dataclass
+class DurationCase:
+    text: object
+    why: str  # what the message says after "is not a duration: "
+
+
+DURATION_CASES = [
+    DurationCase("-5m", "durations cannot be negative"),
+    DurationCase(-30, "durations cannot be negative"),
+    DurationCase("1h30m", "give one number with one unit, e.g. '90m' rather than '1h30m'"),
+    DurationCase("5 minutes", "unknown unit 'minutes'; use ms, s, m, h, d or w"),
+    DurationCase("soon", "write a number of seconds or a number with a unit"),
+    DurationCase(float("inf"), "it must be a finite number of seconds"),
+]
+
+
+@pytest.mark.parametrize("case", DURATION_CASES, ids=lambda c: repr(c.text))
+def test_a_bad_duration_says_why(case: DurationCase) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_duration(case.text)
+    assert f"{case.text!r} is not a duration: {case.why}" in str(error.value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import threading
@@ -13,8 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from predwatch.cli import build_parser
 from predwatch.config import Settings
-from predwatch.demo.app import add_demo_parser, run_demo
+from predwatch.demo.app import run_demo
 from predwatch.demo.simulator import Served, Simulator, Traffic
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
@@ -147,11 +147,10 @@ def test_simulator_sends_predictions_then_their_labels_when_due(traffic: Traffic
 
 
 def test_demo_parser_takes_duration_and_rate() -> None:
-    parser = argparse.ArgumentParser()
-    add_demo_parser(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["demo", "--duration", "5", "--rate", "50"])
     assert (args.duration, args.rate, args.http_port) == (5.0, 50.0, 0)
-    assert args.run is not None
+    assert args.verb == "demo"
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--rate", "0"])
 

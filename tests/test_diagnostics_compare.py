@@ -3,7 +3,6 @@ and ``predwatch compare`` end to end on replayed files."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass
@@ -13,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from predwatch.cli import main, parse_timestamp
 from predwatch.demo.synthetic import generate, write_jsonl
-from predwatch.diagnostics.cli import add_compare_parser, parse_timestamp
 from predwatch.diagnostics.compare import (
     ErrorStats,
     anova,
@@ -119,10 +118,7 @@ def test_compare_versions_baseline_and_omnibus() -> None:
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    parser = argparse.ArgumentParser(prog="predwatch")
-    add_compare_parser(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    assert args.run(args) == 0
+    assert main(argv) == 0
     return capsys.readouterr().out
 
 

@@ -15,10 +15,10 @@ from predwatch.drift.concept import (
     ConceptDrift,
     ConceptDriftSettings,
     ModelConceptDrift,
-    changes,
     errors_of,
 )
 from predwatch.records import Label, Prediction
+from predwatch.river_adapter import changes
 
 STABLE = 200_000
 

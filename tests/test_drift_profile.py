@@ -10,6 +10,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from predwatch.commands.common import read_profiles, write_profiles
+from predwatch.commands.profile import chunks
 from predwatch.config import Settings
 from predwatch.demo.synthetic import generate, write_jsonl
 from predwatch.drift.profile import (
@@ -18,9 +20,7 @@ from predwatch.drift.profile import (
     ProfileBuilder,
     ProfileError,
     ReferenceProfile,
-    build_profile,
-    load_profiles,
-    save_profiles,
+    profile_lines,
 )
 from predwatch.drift.quality import INVALID, FeatureQuality
 from predwatch.drift.settings import DataDriftSettings
@@ -71,8 +71,8 @@ def test_json_round_trip(tmp_path: Path) -> None:
     profile = _profile()
     assert ReferenceProfile.from_json(profile.to_json()) == profile
     path = tmp_path / "profile.json"
-    save_profiles(path, [profile, msgspec.structs.replace(profile, version=None)])
-    loaded = load_profiles(path)
+    write_profiles(path, [profile, msgspec.structs.replace(profile, version=None)])
+    loaded = read_profiles(path)
     assert loaded[0] == profile and loaded[1].version is None
     assert json.loads(path.read_text())["format"] == 1
 
@@ -104,7 +104,7 @@ def test_bad_profile_file_gives_one_clear_sentence(tmp_path: Path, case: BadFile
     if case.text is not None:
         path.write_text(case.text)
     with pytest.raises(ProfileError) as error:
-        load_profiles(path)
+        read_profiles(path)
     message = str(error.value)
     assert message.startswith(str(path)) and case.says in message
     assert "\n" not in message
@@ -114,11 +114,12 @@ def test_build_profile_from_jsonl(tmp_path: Path) -> None:
     predictions, labels = generate(3000, seed=4)
     paths = write_jsonl(tmp_path, predictions, labels)
     settings = Settings.model_validate({"models": {"fraud": {"task": "binary"}}})
-    out = tmp_path / "profile.json"
-    profiles = build_profile(settings, paths[0], out, DataDriftSettings())
+    with paths[0].open("rb") as lines:
+        profiles = profile_lines(settings, chunks(lines, size=700), DataDriftSettings())
     assert [(p.model, p.version) for p in profiles] == [("fraud", "v3"), ("fraud", "v4")]
     assert sum(p.count for p in profiles) == 3000
-    assert load_profiles(out) == profiles
+    whole = profile_lines(settings, [paths[0].read_bytes().splitlines()], DataDriftSettings())
+    assert whole == profiles  # reading in chunks changes nothing
     assert len(profiles[0].features) == 10
 
 

@@ -93,10 +93,12 @@ def replay(
     predictions: str | Path,
     labels: str | Path,
     monitor: Monitor | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Monitor:
     """Feed both files through a monitor (a new one unless given) and return it.
 
-    Nothing is flushed at the end: what still waits is left pending.
+    ``on_batch`` is told the number of events (valid or not) of each batch processed, e.g.
+    to show progress. Nothing is flushed at the end: what still waits is left pending.
     """
     for path in (predictions, labels):
         if not Path(path).is_file():
@@ -106,6 +108,8 @@ def replay(
         for batch in _batches(settings, monitor, p_lines, l_lines):
             monitor.process_records(0, *batch)
             monitor.tick(now=batch[-1])  # in event time: deterministic
+            if on_batch is not None:
+                on_batch(len(batch[0]) + len(batch[1]) + len(batch[2]))
     return monitor
 
 

@@ -13,7 +13,6 @@ label of an earlier prediction has arrived.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import threading
@@ -30,7 +29,7 @@ from predwatch.metrics.classification import ClassificationStats
 from predwatch.monitor import Monitor
 from predwatch.service import Service
 
-__all__ = ["add_demo_parser", "demo_settings", "run_demo"]
+__all__ = ["demo_settings", "run_demo"]
 
 PREDICTIONS_TOPIC = "predictions"
 LABELS_TOPIC = "labels"
@@ -309,39 +308,3 @@ def _summary(
         f"  /metrics was served at {service.url}/metrics (stopped with the demo)",
     ]
     print("\n".join(lines), file=out, flush=True)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        return run_demo(args.duration, args.rate, http_port=args.http_port)
-    except BrokerError as error:
-        print(f"predwatch: {error}", file=sys.stderr)
-        return 2
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``demo`` command to the CLI's subparsers; it runs ``run_demo``."""
-    demo = subparsers.add_parser(
-        "demo", help="run predwatch on an embedded broker with simulated traffic"
-    )
-    demo.add_argument(
-        "--duration", type=_positive, default=60.0, help="seconds to run (default 60)"
-    )
-    demo.add_argument(
-        "--rate", type=_positive, default=200.0, help="predictions per second (default 200)"
-    )
-    demo.add_argument(
-        "--http-port", type=int, default=0, help="port of /metrics (default: a free one)"
-    )
-    demo.set_defaults(run=_cmd_demo)
-    return demo

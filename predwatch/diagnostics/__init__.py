@@ -6,7 +6,7 @@ difference between model versions, or before and after a moment, is statisticall
 - ``predwatch.diagnostics.segments``: ``find_segments`` and ``ModelDiagnostics``, the
   per-model state the monitor updates with matched pairs.
 - ``predwatch.diagnostics.compare``: statistical tests with effect sizes and intervals.
-- ``predwatch.diagnostics.cli``: ``predwatch compare``.
 
-This package imports nothing at import time, so ``predwatch.config`` can import its settings.
+This package imports nothing at import time, so ``predwatch.config`` can import its settings
+alone. ``predwatch compare`` is ``predwatch.commands.compare``.
 """

@@ -20,11 +20,12 @@ digits, so that a tree relearning ``amount > 503.2`` as ``amount > 498.7``
 keeps the id of the segment.
 
 >>> from river import tree
+>>> from predwatch.river_adapter import tree_root
 >>> learner = tree.HoeffdingTreeClassifier(grace_period=50, delta=1e-3, leaf_prediction="mc")
 >>> rows = [{"amount": float(i % 100), "country": "BR" if i % 4 else "DE"} for i in range(4000)]
 >>> errors = np.array([float(r["amount"] > 80 and i % 3 == 0) for i, r in enumerate(rows)])
 >>> for r, e in zip(rows, errors): learner.learn_one(r, bool(e))
->>> top = find_segments(learner._root, rows, errors, "binary")[0]
+>>> top = find_segments(tree_root(learner), rows, errors, "binary")[0]
 >>> top.rule, top.support, round(top.value, 2), top.lift > 5
 ('amount > 80.5', 760, 0.33, True)
 """
@@ -38,14 +39,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from river.tree.nodes.branch import (
+
+from predwatch.diagnostics.compare import ErrorStats, two_proportions, welch_from_stats
+from predwatch.river_adapter import (
     NominalBinaryBranch,
     NominalMultiwayBranch,
     NumericBinaryBranch,
     NumericMultiwayBranch,
+    multiway_key,
 )
-
-from predwatch.diagnostics.compare import ErrorStats, two_proportions, welch_from_stats
 
 Row = Mapping[str, Any]
 
@@ -152,12 +154,13 @@ def _children_conditions(node: Any) -> list[list[Condition]]:
         return [[Condition(f, "in", value)], [Condition(f, "not in", value)]]
     if isinstance(node, NominalMultiwayBranch):
         return [
-            [Condition(f, "in", frozenset([node._r_mapping[i]]))] for i in range(len(node.children))
+            [Condition(f, "in", frozenset([multiway_key(node, i)]))]
+            for i in range(len(node.children))
         ]
     if isinstance(node, NumericMultiwayBranch):
         out = []
         for i in range(len(node.children)):
-            low = node._r_mapping[i] * node.radius  # the slot is low <= x < low + radius
+            low = multiway_key(node, i) * node.radius  # the slot is low <= x < low + radius
             out.append(
                 [
                     Condition(f, ">", math.nextafter(low, -math.inf)),

@@ -44,6 +44,7 @@ from predwatch.diagnostics.compare import Comparison, ErrorStats, compare_versio
 from predwatch.diagnostics.segments import Segment, find_segments
 from predwatch.diagnostics.settings import DiagnosticsSettings
 from predwatch.records import Label, Prediction
+from predwatch.river_adapter import tree_root
 
 if TYPE_CHECKING:
     from predwatch.config import ModelSettings
@@ -160,7 +161,7 @@ class ErrorTree:
     @property
     def root(self) -> Any:
         """The serving tree's root node (a river branch or leaf), or None before any pair."""
-        return self._current._root
+        return tree_root(self._current)
 
     def rotate(self) -> None:
         """Start a successor now (if none is learning yet), e.g. on a concept-drift signal."""

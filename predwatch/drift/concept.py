@@ -24,16 +24,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from itertools import compress, count, islice
 from operator import itemgetter, ne
 from typing import Any, NamedTuple
 
 import numpy as np
-from river.drift import ADWIN
 
 from predwatch.config import ModelSettings
 from predwatch.drift.settings import BINARY_ONLY, KEPT_DETECTIONS, ConceptDriftSettings
 from predwatch.records import Label, Prediction
+from predwatch.river_adapter import changes, make_detector
 
 _PREDICTION, _LABEL = itemgetter(0), itemgetter(1)  # of a pair
 _VERSION, _TIMESTAMP, _VALUE = itemgetter(2), itemgetter(3), itemgetter(4)  # Prediction fields
@@ -53,7 +52,7 @@ class ConceptDrift:
 
     def __init__(self, settings: ConceptDriftSettings) -> None:
         self.settings = settings
-        self._detector = settings.make()
+        self._detector = make_detector(settings.detector, settings.parameters)
         self._seen = 0  # errors observed so far
         self._count = 0
         self._detections: deque[Detection] = deque(maxlen=KEPT_DETECTIONS)
@@ -99,35 +98,6 @@ class ConceptDrift:
         self._detections.extend(found)
         self._count += len(found)
         return found
-
-
-def changes(detector: Any, errors: list[float]) -> list[int]:
-    """Feed ``errors`` to a river detector; the positions where it signalled a change."""
-    if type(detector) is ADWIN and hasattr(detector, "_helper"):
-        return _adwin_changes(detector, errors)
-    update = detector.update
-    return [i for i, error in enumerate(errors) if (update(error), detector.drift_detected)[1]]
-
-
-def _adwin_changes(adwin: ADWIN, errors: list[float]) -> list[int]:
-    """``changes`` for river's ADWIN, the default detector, at a fraction of the cost: between
-    changes its window's own update is called straight from C (``ADWIN.update`` wraps it
-    with a check that starts a new window after a change, which the public call here does).
-    ``tests/test_drift_concept.py`` checks both give the same changes."""
-    hits: list[int] = []
-    i = 0
-    while i < len(errors):
-        adwin.update(errors[i])  # the public call: a new window after a change
-        if not adwin.drift_detected:
-            steps = map(adwin._helper.update, islice(errors, i + 1, None))
-            found = next(compress(count(i + 1), steps), None)  # stops at the first change
-            if found is None:
-                break
-            adwin._drift_detected = True  # as ADWIN.update records it
-            i = found
-        hits.append(i)
-        i += 1
-    return hits
 
 
 def errors_of(pairs: Sequence[tuple[Prediction, Label]], task: str) -> np.ndarray:

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -150,20 +149,6 @@ def _check(column: Column) -> str | None:
     if column.minimum > column.maximum:
         return "has a minimum above its maximum"
     return None
-
-
-def load_profiles(path: str | Path) -> list[ReferenceProfile]:
-    """Read a profile file; ``ProfileError`` names the path and what is wrong."""
-    try:
-        text = Path(path).read_bytes()
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read the profile file ({exc.strerror}).") from None
-    return parse_profiles(text, str(path))
-
-
-def save_profiles(path: str | Path, profiles: Iterable[ReferenceProfile]) -> None:
-    """Write a profile file."""
-    Path(path).write_text(dump_profiles(profiles) + "\n", encoding="utf-8")
 
 
 class _Values:
@@ -295,24 +280,24 @@ def _load_all(features: list[Any]) -> list[object]:
     return rows  # type: ignore[no-any-return]
 
 
-def build_profile(
+def profile_lines(
     settings: Any,
-    predictions_path: str | Path,
-    output_path: str | Path,
+    chunks: Iterable[Sequence[bytes]],
     drift: DataDriftSettings | None = None,
 ) -> list[ReferenceProfile]:
-    """Profile every model (per version if ``drift.reference.per_version``) of a JSONL file of
-    predictions, decoded as ``settings`` (a ``predwatch.config.Settings``) says, and save them.
+    """Profile every model (per version if ``drift.reference.per_version``) of the prediction
+    messages in ``chunks`` (lists of JSON lines), decoded as ``settings`` (a
+    ``predwatch.config.Settings``) says. Lines that do not decode are skipped.
 
-    Lines that do not decode are skipped; the profiles written are returned.
+    Reading the lines from a file and writing the profiles is ``predwatch profile``'s part
+    (``predwatch.commands.profile``); this function does no I/O.
     """
     from predwatch.events import Decoder, Raw
 
     drift = drift or getattr(settings, "drift", None) or DataDriftSettings()
     decoder = Decoder(settings)
     builders: dict[tuple[str, str | None], ProfileBuilder] = {}
-
-    def add(lines: list[bytes]) -> None:
+    for lines in chunks:
         predictions, _ = decoder.predictions(Raw(line) for line in lines)
         batches: dict[tuple[str, str | None], list[Prediction]] = {}
         for prediction in predictions:
@@ -328,16 +313,4 @@ def build_profile(
                     max_categories=drift.max_categories,
                 )
             builder.add(batch)
-
-    with Path(predictions_path).open("rb") as lines:
-        chunk: list[bytes] = []
-        for line in lines:
-            if line.strip():
-                chunk.append(line)
-            if len(chunk) >= 5000:
-                add(chunk)
-                chunk = []
-        add(chunk)
-    profiles = [builders[key].build() for key in sorted(builders, key=lambda k: (k[0], k[1] or ""))]
-    save_profiles(output_path, profiles)
-    return profiles
+    return [builders[key].build() for key in sorted(builders, key=lambda k: (k[0], k[1] or ""))]

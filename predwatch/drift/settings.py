@@ -18,13 +18,9 @@ reference
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from river import drift as river_drift
-from river.base import BinaryDriftDetector, DriftDetector
-from river.drift import binary as river_binary
 
 
 class _Section(BaseModel):
@@ -80,16 +76,18 @@ class DataDriftSettings(_Section):
 
 
 DetectorName = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w"]
-Detector = DriftDetector | BinaryDriftDetector
-DETECTORS: dict[str, type[Detector]] = {
-    "adwin": river_drift.ADWIN,
-    "page_hinkley": river_drift.PageHinkley,
-    "kswin": river_drift.KSWIN,
-    "ddm": river_binary.DDM,
-    "eddm": river_binary.EDDM,
-    "hddm_a": river_binary.HDDMA,
-    "hddm_w": river_binary.HDDMW,
+DETECTOR_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "adwin": ("clock", "delta", "grace_period", "max_buckets", "min_window_length"),
+    "page_hinkley": ("alpha", "delta", "min_instances", "mode", "threshold"),
+    "kswin": ("alpha", "seed", "stat_size", "window_size"),
+    "ddm": ("drift_threshold", "warm_start", "warning_threshold"),
+    "eddm": ("alpha", "beta", "warm_start"),
+    "hddm_a": ("drift_confidence", "two_sided_test", "warning_confidence"),
+    "hddm_w": ("drift_confidence", "lambda_val", "two_sided_test", "warning_confidence"),
 }
+"""The keyword arguments of each river detector a config may set (``kswin``'s ``window``, a
+list of values, excepted). A table, so that reading settings never imports river;
+``tests/test_river_adapter.py`` checks it against the installed river's signatures."""
 BINARY_ONLY = frozenset({"ddm", "eddm", "hddm_a", "hddm_w"})  # they take 0/1 inputs only
 KEPT_DETECTIONS = 100  # the most recent detections kept for reading; ``count`` counts all
 
@@ -117,20 +115,20 @@ class ConceptDriftSettings(BaseModel):
 
     @model_validator(mode="after")
     def _known_parameters(self) -> ConceptDriftSettings:
-        cls = DETECTORS[self.detector]
-        allowed = sorted(p for p in inspect.signature(cls).parameters if p != "window")
+        allowed = DETECTOR_PARAMETERS[self.detector]
         for key in self.parameters:
             if key not in allowed:
                 raise ValueError(
                     f"parameters: {key!r} is not a parameter of {self.detector}; "
                     f"use one of: {', '.join(allowed)}"
                 )
-        self.make()  # river checks the values themselves (e.g. a mode or an alpha)
-        return self
+        if self.parameters:
+            # river checks the values themselves (e.g. a mode or an alpha). Only parameters
+            # a config sets need it, so river is imported only then.
+            from predwatch.river_adapter import make_detector
 
-    def make(self) -> Detector:
-        """A fresh detector built from these settings."""
-        return DETECTORS[self.detector](**self.parameters)
+            make_detector(self.detector, self.parameters)
+        return self
 
 
 class DriftSettings(DataDriftSettings):

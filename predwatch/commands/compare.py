@@ -3,14 +3,6 @@
 ``--by version`` compares each model's versions (the one with most pairs is the
 baseline); ``--split-at TIMESTAMP`` compares each model's pairs before and
 after a moment (by prediction time), e.g. a drift detection or a rollout.
-
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="predwatch")
->>> add_compare_parser(parser.add_subparsers())
->>> args = parser.parse_args(["compare", "--config", "c.yaml", "--predictions", "p",
-...                           "--labels", "l", "--split-at", "2026-11-27T04:00:00Z"])
->>> args.split_at, args.by
-(1795752000.0, None)
 """
 
 from __future__ import annotations
@@ -18,62 +10,33 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from predwatch.commands.common import load, problem, reference_profiles
+from predwatch.config import Settings
+from predwatch.consumer.files import replay
 from predwatch.diagnostics.compare import Comparison, baseline_first, compare_arrays
+from predwatch.diagnostics.tree import pair_errors
+from predwatch.drift.profile import ReferenceProfile
+from predwatch.monitor import Monitor
 
 Groups = dict[str, dict[str, list[Any]]]
 Tasks = Mapping[str, str]
 
 
-def parse_timestamp(text: str) -> float:
-    """Epoch seconds of an ISO 8601 time (UTC unless it says otherwise) or of a number."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: give ISO 8601 (2026-11-27T04:00:00Z) or epoch seconds"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def add_compare_parser(subparsers: Any) -> None:
-    """Add ``compare`` to the ``predwatch`` command's subparsers."""
-    compare = subparsers.add_parser(
-        "compare", help="test whether model versions, or before and after a time, differ"
-    )
-    compare.add_argument("--config", required=True, help="YAML config file")
-    compare.add_argument("--predictions", required=True, help="JSON Lines file of predictions")
-    compare.add_argument("--labels", required=True, help="JSON Lines file of labels")
-    how = compare.add_mutually_exclusive_group(required=True)
-    how.add_argument("--by", choices=["version"], help="compare each model's versions")
-    how.add_argument(
-        "--split-at",
-        type=parse_timestamp,
-        metavar="TIMESTAMP",
-        help="compare pairs predicted before and after this time",
-    )
-    compare.add_argument("--json", action="store_true", help="print one JSON document")
-    compare.set_defaults(run=cmd_compare)
-
-
-def matched_pairs(settings: Any, predictions: str, labels: str) -> list[Any]:
+def matched_pairs(
+    settings: Settings,
+    predictions: str,
+    labels: str,
+    profiles: Sequence[ReferenceProfile] = (),
+) -> list[Any]:
     """Every matched pair of a replay of the two files."""
-    from predwatch.consumer.files import replay
-    from predwatch.monitor import Monitor
 
     pairs: list[Any] = []
-    monitor = Monitor(settings)
+    monitor = Monitor(settings, profiles)
     monitor.taps.append(lambda batch: pairs.extend(batch.result.matched))
     replay(settings, predictions, labels, monitor)
     return pairs
@@ -81,8 +44,6 @@ def matched_pairs(settings: Any, predictions: str, labels: str) -> list[Any]:
 
 def group_errors(pairs: list[Any], tasks: Tasks, split_at: float | None) -> Groups:
     """Per model and group (version, or "before"/"after"), the pairs' (id, error) lists."""
-    from predwatch.diagnostics.tree import pair_errors
-
     groups: Groups = {}
     for model, task in tasks.items():
         mine = [pair for pair in pairs if pair[0].model == model]
@@ -166,12 +127,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from predwatch.config import load_settings
-
-    settings = load_settings(args.config)
+def main(args: argparse.Namespace) -> int:
+    settings = load(args.config)
     tasks = {name: model.task for name, model in settings.models.items()}
-    pairs = matched_pairs(settings, args.predictions, args.labels)
+    try:
+        pairs = matched_pairs(settings, args.predictions, args.labels, reference_profiles(settings))
+    except FileNotFoundError as error:
+        raise problem(error) from None
     split = args.split_at is not None
     rows = comparisons(group_errors(pairs, tasks, args.split_at), tasks, split)
     if args.json:
