@@ -114,12 +114,18 @@ def _add_replay(commands: Any) -> None:
         "when a file gave nothing valid, e.g. a config naming the wrong model.",
         "  predwatch replay --config examples/config.yaml --predictions "
         "examples/predictions.jsonl --labels examples/labels.jsonl\n"
-        f"  predwatch replay --config c.yaml {FILES} --summary-json out.json --strict",
+        f"  predwatch replay --config c.yaml {FILES} --summary-json out.json --strict\n"
+        f"  predwatch replay --config c.yaml {FILES} --html report.html",
     )
     replay.add_argument("--config", required=True, help=CONFIG_HELP)
     replay.add_argument("--predictions", required=True, help="JSON Lines file of predictions")
     replay.add_argument("--labels", required=True, help="JSON Lines file of labels")
     replay.add_argument("--summary-json", metavar="PATH", help="also write the summary here")
+    replay.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write the status page for the replayed stream here (one self-contained file)",
+    )
     replay.add_argument(
         "--strict",
         action="store_true",

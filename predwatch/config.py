@@ -163,10 +163,25 @@ class KafkaSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """Where /metrics, /healthz and /readyz are served. Loopback only unless configured."""
+    """Where /metrics, /healthz and /readyz are served. Loopback only unless configured.
+
+    ``token`` (best from the environment, ``PREDWATCH_HTTP__TOKEN``) or the first line of
+    the file ``token_file``, when set, is the bearer token ``/status`` and ``/`` require;
+    ``/metrics`` and the probes stay open. It is never logged.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
+    token: SecretStr | None = None
+    token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_token(self) -> HttpSettings:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set either http.token or http.token_file, not both")
+        if self.token is not None and not self.token.get_secret_value().strip():
+            raise ValueError("http.token is empty: set a token or remove the key")
+        return self
 
 
 class Settings(BaseSettings):

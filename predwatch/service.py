@@ -4,18 +4,20 @@ One lock guards the monitor's state: the source holds it while it processes a
 batch and, after each batch, while the rules are evaluated if the event clock
 reached the next ``alerts.evaluate_every``; the tick loop while it refreshes
 the full report (every few seconds) and evaluates the rules while no event
-arrives. Readers (``/metrics``, ``/alerts``) take the latest report, which is
-immutable, without the lock: a scrape never holds up consumption. Alert
-notifications are handed to the sinks outside the lock.
+arrives. Readers (``/metrics``, ``/alerts``, ``/status`` and the page at ``/``) take
+the latest report, which is immutable, without the lock: a scrape never holds up
+consumption. Alert notifications are handed to the sinks outside the lock.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,10 +26,18 @@ from prometheus_client import CollectorRegistry
 from predwatch.alerts.sinks.build import build_notifier
 from predwatch.alerts.sinks.notification import from_transition
 from predwatch.alerts.sinks.notifier import Notifier
-from predwatch.config import Settings
+from predwatch.config import HttpSettings, Settings
 from predwatch.consumer.kafka import KafkaSource
 from predwatch.drift.profile import ReferenceProfile
-from predwatch.exporter import Health, MetricsServer, ReportCollector, start_http_server
+from predwatch.exporter import (
+    ExporterError,
+    Health,
+    MetricsServer,
+    ReportCollector,
+    start_http_server,
+)
+from predwatch.exporter.page import render_page
+from predwatch.exporter.status import status_document
 from predwatch.monitor import Monitor
 from predwatch.report import Value, iso
 
@@ -41,8 +51,8 @@ class Service:
     """A monitor fed from Kafka, served over HTTP, alerting; ``run`` blocks until ``stop``.
 
     ``profiles`` are the reference profiles of data drift when ``drift.reference.path`` names
-    a file (the caller reads it: the service does no file I/O of its own). The HTTP endpoint
-    is bound in the constructor, so a port in use fails at
+    a file (the caller reads it: the service reads no file but ``http.token_file``). The HTTP
+    endpoint is bound in the constructor, so a port in use fails at
     once (``ExporterError``) and ``url`` is known before consumption starts.
     """
 
@@ -63,7 +73,12 @@ class Service:
             ReportCollector(lambda: self.monitor.report, self.health, self.notifier.counts)
         )
         self.server: MetricsServer = start_http_server(
-            settings.http, self.registry, self.health, alerts=self.alert_state
+            settings.http,
+            self.registry,
+            self.health,
+            alerts=self.alert_state,
+            pages={"/status": self._status_json, "/": self._status_page},
+            token=bearer_token(settings.http),
         )
         self.source = KafkaSource(
             settings, self.monitor, self.lock, self.health, clock=clock, after_batch=self._evaluate
@@ -72,7 +87,7 @@ class Service:
 
     @property
     def url(self) -> str:
-        """Base URL of /metrics, /healthz, /readyz and /alerts."""
+        """Base URL of /metrics, /healthz, /readyz, /alerts, /status and the page at /."""
         return self.server.url
 
     def run(self, stop: threading.Event) -> None:
@@ -142,3 +157,39 @@ class Service:
         evaluated = self.monitor.alerts.evaluated_at
         alerts = [alert.as_dict() for alert in report.alerts_of(model)]
         return {"evaluated_at": evaluated, "evaluated_at_iso": iso(evaluated), "alerts": alerts}
+
+    def status(self) -> dict[str, Any]:
+        """The ``/status`` document of the latest report, with the consumer lag."""
+        return status_document(self.monitor.report, self.health.lags())
+
+    def _status_json(self, query: Mapping[str, str]) -> tuple[str, bytes]:
+        return "application/json", json.dumps(self.status(), allow_nan=False).encode()
+
+    def _status_page(self, query: Mapping[str, str]) -> tuple[str, bytes]:
+        return "text/html; charset=utf-8", render_page(self.status(), live=True).encode()
+
+
+def bearer_token(http: HttpSettings) -> str | None:
+    """The token ``/status`` and ``/`` require: ``http.token``, or the first line of
+    ``http.token_file``; None when neither is set.
+
+    >>> bearer_token(HttpSettings()) is None
+    True
+    """
+    if http.token is not None:
+        return http.token.get_secret_value().strip()
+    if http.token_file is None:
+        return None
+    try:
+        lines = Path(http.token_file).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ExporterError(
+            f"cannot read http.token_file {http.token_file!r}: {error.strerror or error}; "
+            "point it at a readable file that holds the token"
+        ) from None
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise ExporterError(
+            f"http.token_file {http.token_file!r} is empty: write the token on its first line"
+        )
+    return token

@@ -1,6 +1,8 @@
 """``predwatch replay``: prediction and label files through the monitor, one JSON summary out.
 
-The summary goes to standard output; on standard error, progress every few seconds
+The summary goes to standard output (and to ``--summary-json``); ``--html`` writes the
+status page of the replayed stream, the page the service serves at ``/``, as one
+self-contained file; on standard error, progress every few seconds
 (on a terminal, or with ``--progress``), the invalid events by topic and reason, and a
 warning with the likely cause when a file gave nothing valid. ``--strict`` turns such a
 warning into exit status 2.
@@ -22,6 +24,8 @@ from typing import Any, TextIO
 from predwatch.commands.common import load, problem, reference_profiles, tune_gc
 from predwatch.config import Settings
 from predwatch.consumer.files import replay
+from predwatch.exporter.page import render_page
+from predwatch.exporter.status import status_document
 from predwatch.monitor import Monitor
 
 log = logging.getLogger("predwatch")
@@ -197,6 +201,15 @@ def main(args: argparse.Namespace) -> int:
     document = json.dumps(summary(monitor), indent=2, sort_keys=False)
     if args.summary_json:
         Path(args.summary_json).write_text(document + "\n", encoding="utf-8")
+    if args.html:
+        title = f"predwatch replay of {Path(args.predictions).name}"
+        page = render_page(status_document(monitor.report), live=False, title=title)
+        try:
+            Path(args.html).write_text(page, encoding="utf-8")
+        except OSError as error:
+            message = f"cannot write --html {args.html}: {error.strerror or error}"
+            raise problem(OSError(message + "; name a file in a writable directory")) from None
+        log.info("wrote the status page of the replay to %s", args.html)
     print(document)
     counts = monitor.counts
     log.info(

@@ -7,22 +7,27 @@ with one sentence that says what to do) and serves on a daemon thread until
 - ``/metrics``: the registry's exposition (OpenMetrics when the scraper asks for it).
 - ``/healthz``: 200 while the process serves.
 - ``/readyz``: 200 when ``health`` is ready, else 503; the body is the one-line reason.
-- ``/alerts``: the state of every alert, as JSON, when an ``alerts`` callable is given.
+- ``/alerts``: the state of every alert, as JSON, when an ``alerts`` callable is given;
+  ``/alerts?model=NAME`` those of one model.
+- ``pages``: further routes (``/status``, ``/``), each a callable of the query giving the
+  content type and body; with a ``token`` they answer only requests that carry
+  ``Authorization: Bearer <token>`` (the other routes stay open for scrapers and probes).
 """
 
 from __future__ import annotations
 
 import errno
+import hmac
 import json
 import logging
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
@@ -31,6 +36,8 @@ from predwatch.config import HttpSettings
 from predwatch.exporter.health import Health
 
 log = logging.getLogger(__name__)
+
+Page = Callable[[Mapping[str, str]], tuple[str, bytes]]  # query -> content type, body
 
 
 class ExporterError(OSError):
@@ -46,12 +53,16 @@ class _Server(ThreadingHTTPServer):
         family: socket.AddressFamily,
         registry: CollectorRegistry,
         health: Health,
-        alerts: Callable[[], dict[str, Any]] | None,
+        alerts: Callable[..., dict[str, Any]] | None,
+        pages: Mapping[str, Page],
+        token: str | None,
     ) -> None:
         self.address_family = family
         self.registry = registry
         self.health = health
         self.alerts = alerts
+        self.pages = pages
+        self.token = token
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -71,9 +82,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(send_body=False)
 
     def _respond(self, send_body: bool) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         content_type = "text/plain; charset=utf-8"
-        if path == "/metrics":
+        challenge = False
+        if path in self.server.pages:
+            if self._authorized():
+                content_type, body = self.server.pages[path](query)
+                status = 200
+            else:
+                status, body, challenge = 401, b"unauthorized: send Authorization: Bearer\n", True
+        elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             status, body = 200, encoder(self.server.registry)
         elif path == "/healthz":
@@ -83,15 +103,26 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = (200 if ready else 503), (reason + "\n").encode()
         elif path == "/alerts" and self.server.alerts is not None:
             content_type = "application/json"
-            status, body = 200, json.dumps(self.server.alerts()).encode()
+            state = self.server.alerts(query.get("model"))
+            status, body = 200, json.dumps(state).encode()
         else:
             status, body = 404, b"not found: try /metrics, /healthz, /readyz or /alerts\n"
         self.send_response(status)
+        if challenge:
+            self.send_header("WWW-Authenticate", 'Bearer realm="predwatch"')
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+
+    def _authorized(self) -> bool:
+        token = self.server.token
+        if token is None:
+            return True
+        scheme, _, given = self.headers.get("Authorization", "").partition(" ")
+        # Compared in constant time, so the answer's timing tells nothing about the token.
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -145,9 +176,14 @@ def start_http_server(
     settings: HttpSettings,
     registry: CollectorRegistry,
     health: Health,
-    alerts: Callable[[], dict[str, Any]] | None = None,
+    alerts: Callable[..., dict[str, Any]] | None = None,
+    pages: Mapping[str, Page] | None = None,
+    token: str | None = None,
 ) -> MetricsServer:
     """Bind ``settings.host:settings.port`` and serve on a daemon thread.
+
+    ``alerts`` is called with the model of ``/alerts?model=`` (None without one); ``pages``
+    are further routes, behind ``token`` when one is given.
 
     Raises ``ExporterError`` (an OSError) with one sentence naming the address
     when it cannot be bound.
@@ -155,7 +191,9 @@ def start_http_server(
     host, port = settings.host, settings.port
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        server = _Server((host, port), _family(host, port), registry, health, alerts)
+        server = _Server(
+            (host, port), _family(host, port), registry, health, alerts, pages or {}, token
+        )
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             message = (
