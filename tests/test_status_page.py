@@ -284,6 +284,8 @@ def live(
                 "session_timeout": "3s",
             },
             "http": {"port": 0},
+            # The reference is the first 600 predictions, so data drift is judged early.
+            "drift": {"reference": {"first": 600}, "min_samples": 300},
             "alerts": {
                 "evaluate_every": "1s",
                 "rules": [
@@ -339,6 +341,9 @@ def test_the_live_page_shows_cards_charts_and_the_firing_alert(
     assert int(windows.attrs["data-points"]) >= 3  # cumulative, last_300 and an estimate
     assert len(dom.find("rect", "realised")) >= 2
     assert dom.find("path", "estimate")  # the estimate from scores beside the realised
+    # Every feature of the traffic has a verdict row (the reference is complete by now).
+    features = {row.attrs["data-feature"] for row in dom.find("tr") if "data-feature" in row.attrs}
+    assert {"age", "salary", "loan_to_income"} <= features
     [calibration] = dom.find("svg", "chart-calibration")
     assert int(calibration.attrs["data-points"]) > 0
     alerts = [e for e in dom.find("div", "alert") if e.attrs.get("data-state") == "firing"]

@@ -27,7 +27,9 @@ function num(v, digits = 3) {
 }
 const pct = (v) => (isNum(v) ? (100 * v).toFixed(1) + "%" : "–");
 const when = (iso) => (iso ? iso.replace("T", " ").replace(/(\.\d+)?Z$/, " UTC") : "–");
-const clock = (iso) => (iso ? iso.slice(11, 19) : "");
+// A time on an axis: the time of day, with the date when the axis spans days.
+const clock = (iso, days) => (iso ? (days ? iso.slice(5, 16).replace("T", " ") : iso.slice(11, 19))
+  : "");
 const ratioMetric = (m) => m.metric !== "mae";
 const show = (m, v) => (ratioMetric(m) ? num(v) : num(v, 4));
 
@@ -85,6 +87,7 @@ function windowsChart(m) {
     rows.push({ name: "waiting", value: null, count: m.estimated.pending.count,
       estimate: m.estimated.pending[m.metric] });
   }
+  const firing = new Set(m.alerts.filter((a) => a.state === "firing").map((a) => a.labels.window));
   const values = rows.flatMap((r) => [r.value, r.estimate]).filter(isNum);
   const top = ratioMetric(m) ? 1 : Math.max(1e-9, ...values) * 1.1;
   const W = 460, left = 86, right = 120, rowH = 26, H = rows.length * rowH + 24;
@@ -101,7 +104,8 @@ function windowsChart(m) {
     const y = i * rowH + 4;
     svg.append(s("text", { x: left - 6, y: y + 14, "text-anchor": "end" }, r.name));
     if (isNum(r.value)) {
-      svg.append(s("rect", { class: "realised", x: left, y: y + 3, height: 14,
+      svg.append(s("rect", { class: firing.has(r.name) ? "realised alerting" : "realised",
+        x: left, y: y + 3, height: 14,
         width: Math.max(1, x(r.value) - left), "data-value": r.value }));
     }
     if (isNum(r.estimate)) {
@@ -116,7 +120,8 @@ function windowsChart(m) {
   return h("div", { class: "chart-box" }, svg,
     h("div", { class: "legend" }, h("span", {}, h("i", { style: "background:#2e5aac" }),
       `realised ${m.metric}`), m.estimated ? h("span", {}, h("i", {
-      style: "background:#d97706" }), "estimated from scores") : null));
+      style: "background:#d97706" }), "estimated from scores") : null,
+    firing.size ? h("span", {}, h("i", { style: "background:#b42318" }), "alert firing") : null));
 }
 
 // Metric history: one point per closed window, its control band and mean.
@@ -157,9 +162,10 @@ function historyChart(m) {
   for (const v of [lo, hi]) {
     svg.append(s("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end" }, num(v, 2)));
   }
-  svg.append(s("text", { x: left, y: H - 6 }, clock(points[0].end_iso)));
+  const days = t1 - t0 > 86400;
+  svg.append(s("text", { x: left, y: H - 6 }, clock(points[0].end_iso, days)));
   svg.append(s("text", { x: W - 8, y: H - 6, "text-anchor": "end" },
-    clock(points[points.length - 1].end_iso)));
+    clock(points[points.length - 1].end_iso, days)));
   if (estimated) {
     const est = estimated.points.filter((p) => isNum(p.value) && p.end >= t0);
     svg.append(s("polyline", { class: "estimate", "stroke-dasharray": "5 3",
@@ -203,19 +209,29 @@ function calibrationChart(m) {
     h("div", { class: "caption" }, `calibration error ${num(m.calibration.cumulative.ece)}`));
 }
 
+// One row per column, one PSI cell per window; a drifting cell (and its row) in red.
 function featuresPart(m) {
   if (!m.features.length) {
-    return h("p", { class: "none" },
-      "No data drift figures: set drift.reference.path to a reference profile.");
+    return h("p", { class: "none" }, "No data drift figures yet: they come once the " +
+      "reference (the first predictions, or drift.reference.path) is complete.");
   }
+  const windows = [...new Set(m.features.map((f) => f.window))];
+  const rows = new Map();
+  for (const f of m.features) {
+    if (!rows.has(f.feature)) rows.set(f.feature, {});
+    rows.get(f.feature)[f.window] = f;
+  }
+  const cell = (f) => (f ? h("td", { class: f.drift ? "drift-cell" : null,
+    title: `p (adjusted) ${num(f.p_adjusted, 4)} · JS ${num(f.js)} · ${num(f.n)} values` },
+  num(f.psi), f.drift ? " drift" : "") : h("td", {}, "–"));
   return [
     m.drifted.length ? h("div", {}, m.drifted.map((f) => h("span", { class: "feature-chip" }, f)))
-      : h("p", { class: "muted" }, "No feature drifts."),
-    h("table", { class: "features" }, h("tr", {}, ["feature", "window", "PSI", "JS", "p (adj.)",
-      "n"].map((t) => h("th", {}, t))),
-    m.features.slice(0, 12).map((f) => h("tr", { class: f.drift ? "drifted" : null },
-      h("td", {}, f.feature), h("td", {}, f.window), h("td", {}, num(f.psi)),
-      h("td", {}, num(f.js)), h("td", {}, num(f.p_adjusted, 4)), h("td", {}, num(f.n))))),
+      : h("p", { class: "muted" }, "No feature drifts (PSI per window below)."),
+    h("table", { class: "features" },
+      h("tr", {}, h("th", {}, "column"), windows.map((w) => h("th", {}, `PSI ${w}`))),
+      [...rows].map(([feature, byWindow]) => h("tr", { "data-feature": feature,
+        class: m.drifted.includes(feature) ? "drifted" : null },
+      h("td", {}, feature), windows.map((w) => cell(byWindow[w]))))),
   ];
 }
 
@@ -238,8 +254,7 @@ function card(m) {
   h("h2", {}, `${m.model} ${m.version}`, h("span", { class: "task" }, m.task),
     m.firing ? h("span", { class: "badge" }, `${m.firing} firing`) : null),
   h("div", { class: "kpis" },
-    kpi(`${m.metric} (all pairs)`, show(m, head), `${num(m.cumulative.count)} pairs`,
-      m.alerts.some((a) => a.state === "firing")),
+    kpi(`${m.metric} (all pairs)`, show(m, head), `${num(m.cumulative.count)} pairs`),
     est ? kpi(`estimated ${m.metric}, waiting`, show(m, est.pending[m.metric]),
       `${num(est.pending.count)} predictions`) : null,
     coverage ? kpi(`labels in ${coverage.name}`, pct(coverage.coverage),
