@@ -358,3 +358,33 @@ def test_the_live_page_shows_cards_charts_and_the_firing_alert(
     assert document["firing"] >= 1 and document["models"][0]["model"] == "credit"
 
     screenshot(live.url + "/", tmp_path, "status.png")
+
+
+@dataclass
+class Refresh:
+    serve_status: bool
+    shown: str  # the card's version the page shows after its refresh
+    stale: bool
+
+
+@pytest.mark.parametrize(
+    "case",
+    [Refresh(True, "v9", stale=False), Refresh(False, "v1", stale=True)],
+)
+def test_the_live_page_rereads_status(case: Refresh, tmp_path: Path) -> None:
+    """Served with one document and answering /status with a newer one (or 404), the page
+    shows the newer document after its refresh (or keeps the old one and says so)."""
+    from prometheus_client import CollectorRegistry
+
+    first = status_document(report())
+    first["models"] = first["models"][:1]  # fraud v1
+    newer = {**first, "models": [{**first["models"][0], "version": "v9"}]}
+    pages = {"/": lambda q: ("text/html", render_page(first, live=True, refresh=1.0).encode())}
+    if case.serve_status:
+        pages["/status"] = lambda q: ("application/json", json.dumps(newer).encode())
+    with start_http_server(HttpSettings(port=0), CollectorRegistry(), Health(), pages=pages) as s:
+        profile = tmp_path / "profile"
+        dom = Dom(chromium(s.url + "/", profile, "--virtual-time-budget=3000", "--dump-dom"))
+    [card] = dom.find("article", "card")
+    assert card.attrs["data-version"] == case.shown
+    assert bool(dom.find("span", "stale")) == case.stale
