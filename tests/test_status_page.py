@@ -252,6 +252,15 @@ def test_bearer_token_from_settings_or_file(case: TokenCase, tmp_path: Path) -> 
         assert bearer_token(http) == case.expected
 
 
+def test_the_token_comes_from_the_environment_and_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PREDWATCH_HTTP__TOKEN", "t0ken-from-env")
+    settings = settings_from_mapping({"models": {"credit": {"task": "binary"}}})
+    assert bearer_token(settings.http) == "t0ken-from-env"
+    assert "t0ken-from-env" not in f"{settings!r} {settings} {settings.model_dump()}"
+
+
 def test_token_and_token_file_together_are_refused() -> None:
     with pytest.raises(ValueError, match=r"either http\.token or http\.token_file"):
         HttpSettings.model_validate({"token": "a", "token_file": "b"})

@@ -122,7 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         scheme, _, given = self.headers.get("Authorization", "").partition(" ")
         # Compared in constant time, so the answer's timing tells nothing about the token.
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+        # http.server decodes headers as Latin-1: encoding back gives the bytes that were sent.
+        sent = given.strip().encode("latin-1", errors="replace")
+        return scheme.lower() == "bearer" and hmac.compare_digest(sent, token.encode())
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
