@@ -25,7 +25,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # A history as the history stage writes it: hourly windows, the latest outside its band.
 HISTORY = {
-    "window": "1h",
+    "window": 3600.0,
     "metrics": {
         "accuracy": {
             "points": [
@@ -142,7 +142,11 @@ def test_history_is_rendered_with_times_and_missing_history_is_none() -> None:
     accuracy = history["metrics"]["accuracy"]
     assert [p["value"] for p in accuracy["points"]] == [0.91, 0.93, 0.62]
     assert accuracy["points"][2]["start_iso"] == "1970-01-01T02:00:00Z"
-    assert (accuracy["band"], accuracy["outside"], history["window"]) == ([0.85, 0.99], True, "1h")
+    assert (accuracy["band"], accuracy["outside"], history["window"]) == (
+        [0.85, 0.99],
+        True,
+        3600.0,
+    )
     assert models["fraud", "v1"]["history"] is None
 
 

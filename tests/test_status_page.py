@@ -166,7 +166,8 @@ def test_the_history_chart_draws_every_window_and_the_band(tmp_path: Path) -> No
     # The firing alert is on top, before the first card.
     firing = dom.find("div", "firing")
     assert firing and dom.elements.index(firing[0]) < dom.elements.index(dom.find("article")[0])
-    assert "LATEST OUTSIDE THE BAND" in "".join(dom.find("div", "caption")[0].text)
+    caption = "".join(dom.find("div", "caption")[0].text)
+    assert caption.startswith("accuracy per 1h window") and "LATEST OUTSIDE THE BAND" in caption
 
 
 def test_text_from_events_is_shown_as_text_never_as_markup(tmp_path: Path) -> None:

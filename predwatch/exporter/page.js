@@ -30,6 +30,14 @@ const when = (iso) => (iso ? iso.replace("T", " ").replace(/(\.\d+)?Z$/, " UTC")
 // A time on an axis: the time of day, with the date when the axis spans days.
 const clock = (iso, days) => (iso ? (days ? iso.slice(5, 16).replace("T", " ") : iso.slice(11, 19))
   : "");
+// A duration in seconds as people say it: 3600 -> "1h", 90 -> "90s".
+function span(seconds) {
+  if (!isNum(seconds)) return seconds ? String(seconds) : "window";
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) {
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}
 const ratioMetric = (m) => m.metric !== "mae";
 const show = (m, v) => (ratioMetric(m) ? num(v) : num(v, 4));
 
@@ -146,7 +154,7 @@ function historyChart(m) {
   const x = (t) => left + (W - left - 8) * (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5);
   const y = (v) => top + (H - top - bottom) * (1 - (v - lo) / (hi - lo));
   const svg = s("svg", { class: "chart chart-history", viewBox: `0 0 ${W} ${H}`, role: "img",
-    "aria-label": `${m.metric} per ${history.window || ""} window`,
+    "aria-label": `${m.metric} per ${span(history.window)} window`,
     "data-points": points.length });
   if (band) {
     svg.append(s("rect", { class: "band", x: left, width: W - left - 8,
@@ -179,7 +187,7 @@ function historyChart(m) {
       cx: x(p.end), cy: y(p.value), "data-value": p.value },
     s("title", {}, `${when(p.end_iso)}: ${show(m, p.value)} (${num(p.count)} pairs)`)));
   }
-  const caption = [`${m.metric} per ${history.window || "window"}`,
+  const caption = [`${m.metric} per ${span(history.window)} window`,
     isNum(series.mean) ? `mean ${show(m, series.mean)}` : "",
     isNum(series.median) ? `median ${show(m, series.median)}` : "",
     isNum(series.variance) ? `variance ${num(series.variance, 5)}` : "",
