@@ -140,7 +140,8 @@ function historyChart(m) {
   const points = series ? series.points.filter((p) => isNum(p.value)) : [];
   if (!points.length) {
     return h("div", { class: "chart-box" }, h("p", { class: "none" },
-      "No metric history yet: it fills as windows close."));
+      "No metric history yet: a point is added as each history window closes, " +
+      "once its predictions are labelled or timed out."));
   }
   const estimated = history.metrics["estimated_" + m.metric];
   const band = Array.isArray(series.band) ? series.band : null;
@@ -149,7 +150,7 @@ function historyChart(m) {
   let lo = Math.min(...all), hi = Math.max(...all);
   if (ratioMetric(m)) { lo = Math.max(0, lo - 0.05); hi = Math.min(1, hi + 0.05); }
   if (hi - lo < 1e-9) { hi += 0.05; lo -= 0.05; }
-  const W = 460, H = 200, left = 40, bottom = 22, top = 8;
+  const W = 900, H = 220, left = 44, bottom = 22, top = 8;
   const t0 = points[0].end, t1 = points[points.length - 1].end;
   const x = (t) => left + (W - left - 8) * (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5);
   const y = (v) => top + (H - top - bottom) * (1 - (v - lo) / (hi - lo));
@@ -193,7 +194,13 @@ function historyChart(m) {
     isNum(series.variance) ? `variance ${num(series.variance, 5)}` : "",
     band ? `band ${show(m, band[0])}–${show(m, band[1])}` : "no band yet",
     series.outside ? "LATEST OUTSIDE THE BAND" : ""].filter(Boolean).join(" · ");
-  return h("div", { class: "chart-box" }, svg, h("div", { class: "caption" }, caption));
+  const legend = h("div", { class: "legend" },
+    h("span", {}, h("i", { style: "background:#2e5aac" }), `realised ${m.metric}`),
+    estimated ? h("span", {}, h("i", { style: "background:#d97706" }), "estimated") : null,
+    band ? h("span", {}, h("i", { style: "background:#d7eadf" }), "control band") : null,
+    band ? h("span", {}, h("i", { style: "background:#b42318" }), "outside the band") : null);
+  return h("div", { class: "chart-box wide" }, svg, legend,
+    h("div", { class: "caption" }, caption));
 }
 
 // Reliability diagram: per score bin, the mean score against the share of positives.
@@ -270,8 +277,9 @@ function card(m) {
     kpi("concept drift", num(concept.count), concept.last_detection_time_iso
       ? `last ${when(concept.last_detection_time_iso)}` : "detections", concept.count > 0),
     m.drifted.length ? kpi("drifting features", num(m.drifted.length), "", true) : null),
-  h("h3", {}, `${m.metric} per window`),
-  h("div", { class: "charts" }, windowsChart(m), historyChart(m), calibrationChart(m)),
+  h("h3", {}, `${m.metric} over time`), historyChart(m),
+  h("h3", {}, `${m.metric} per window, estimated against realised`),
+  h("div", { class: "charts" }, windowsChart(m), calibrationChart(m)),
   h("h3", {}, "Data drift"), featuresPart(m),
   h("h3", {}, "Where it errs most"), segmentsPart(m),
   m.alerts.length ? [h("h3", {}, "Alerts"), m.alerts.map(alertLine)] : null);
