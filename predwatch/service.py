@@ -160,7 +160,8 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         """The ``/status`` document of the latest report, with the consumer lag."""
-        return status_document(self.monitor.report, self.health.lags())
+        evaluated = self.monitor.alerts.evaluated_at
+        return status_document(self.monitor.report, self.health.lags(), evaluated)
 
     def _status_json(self, query: Mapping[str, str]) -> tuple[str, bytes]:
         return "application/json", json.dumps(self.status(), allow_nan=False).encode()

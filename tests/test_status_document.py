@@ -107,7 +107,8 @@ def test_models_in_order_with_their_headline_metric() -> None:
 
 
 def test_alerts_firing_first_and_each_version_keeps_its_own() -> None:
-    document = status_document(report())
+    document = status_document(report(), evaluated_at=30.0)
+    assert document["alerts_evaluated_at_iso"] == "1970-01-01T00:00:30Z"
     assert [a["state"] for a in document["alerts"]] == ["firing", "pending", "resolved"]
     assert document["firing"] == 1
     models = by_version(document)

@@ -71,8 +71,12 @@ function alertLine(alert) {
 
 function alertsSection(doc) {
   const shown = (doc.alerts || []).filter((a) => a.state === "firing" || a.state === "pending");
+  const evaluated = doc.alerts_evaluated_at_iso
+    ? h("p", { class: "muted" }, `Alerts as evaluated at ${when(doc.alerts_evaluated_at_iso)}; ` +
+      "the figures below are from the report at " + when(doc.at_iso) + ".") : null;
   return h("section", { class: "alerts", id: "alerts" },
-    shown.length ? shown.map(alertLine) : h("p", { class: "none" }, "No alert is firing."));
+    shown.length ? shown.map(alertLine) : h("p", { class: "none" }, "No alert is firing."),
+    shown.length ? evaluated : null);
 }
 
 function kpi(label, value, sub, bad) {

@@ -34,9 +34,13 @@ DRIFT_KEYS = ("psi", "js", "p_adjusted", "n", "unseen", "out_of_range")
 
 
 def status_document(
-    report: Report, lags: Mapping[tuple[str, int], int] | None = None
+    report: Report,
+    lags: Mapping[tuple[str, int], int] | None = None,
+    evaluated_at: float | None = None,
 ) -> dict[str, Any]:
-    """The JSON-ready status of ``report``; ``lags`` are records behind per (topic, partition)."""
+    """The JSON-ready status of ``report``; ``lags`` are records behind per (topic, partition);
+    ``evaluated_at`` the event time the alerts were last evaluated at (the service evaluates
+    them between full reports, so they may be newer than the figures)."""
     summary = report.summary
     join = dict(summary.get("join", {}))
     alerts = sorted(
@@ -63,6 +67,8 @@ def status_document(
             "invalid": _invalid(report),
             "lag": {"total": sum(p["records"] for p in partitions), "partitions": partitions},
             "firing": sum(a["state"] == "firing" for a in alerts),
+            "alerts_evaluated_at": evaluated_at,
+            "alerts_evaluated_at_iso": iso(evaluated_at),
             "alerts": alerts,
             "models": models,
             "comparisons": list(summary.get("comparisons", [])),
