@@ -84,6 +84,7 @@ class Service:
             settings, self.monitor, self.lock, self.health, clock=clock, after_batch=self._evaluate
         )
         self._refreshed = -math.inf  # processing time of the latest full report
+        log.info("status page at %s/ (JSON at /status)", self.url)
 
     @property
     def url(self) -> str:

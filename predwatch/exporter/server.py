@@ -37,6 +37,7 @@ from predwatch.exporter.health import Health
 
 log = logging.getLogger(__name__)
 
+UNAUTHORIZED = b"unauthorized: send the token of http.token as 'Authorization: Bearer TOKEN'\n"
 Page = Callable[[Mapping[str, str]], tuple[str, bytes]]  # query -> content type, body
 
 
@@ -92,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
                 content_type, body = self.server.pages[path](query)
                 status = 200
             else:
-                status, body, challenge = 401, b"unauthorized: send Authorization: Bearer\n", True
+                status, body, challenge = 401, UNAUTHORIZED, True
         elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             status, body = 200, encoder(self.server.registry)
