@@ -138,6 +138,10 @@ def test_buckets_kept_longer_are_read_by_range() -> None:
     assert window.merged(13).values == [3.0, 4.0]
     window.forget_before(13)
     assert sorted(window.held()) == [13, 25] and window.bounds(13, 25) == (130.0, 250.0)
+    # ``only``: rows of other buckets are left out, as the estimate leaves out predictions
+    # it never saw arrive.
+    window.add_from({"x": np.array([5.0, 6.0]), "timestamp": np.array([135.0, 145.0])}, 0, {14})
+    assert window.merged(13).values == [3.0, 6.0, 4.0]
 
 
 def test_make_windows_builds_one_window_per_setting() -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from predwatch.batches import Columns, take_columns
+from predwatch.batches import Columns
 from predwatch.config import ModelSettings, WindowSettings
 from predwatch.metrics.windows import TIME_WINDOW_STEPS, CountWindow, TimeWindow
 from predwatch.records import Prediction
@@ -193,12 +193,8 @@ class _TimeEstimate:
         self._forget(clock)
 
     def resolved(self, columns: Columns) -> None:
-        buckets = self._arrived.buckets(columns["timestamp"])
         # Only predictions this window saw arrive (their bucket is still held) end in it.
-        seen = np.isin(buckets, np.fromiter(self._arrived.held(), np.int64))
-        if not seen.all():
-            columns, buckets = take_columns(columns, seen), buckets[seen]
-        self._ended.add_from(columns, self._floor, buckets)
+        self._ended.add_from(columns, self._floor, only=self._arrived.held())
 
     def _evaluated_end(self, clock: float) -> int:
         """The last ended bucket before the first one still waiting for outcomes."""
@@ -306,6 +302,7 @@ class PerformanceEstimator:
     duplicates), then ``resolved`` as they end; ``clock`` is the monitor's event
     time. Predictions without a score are counted, not estimated.
 
+    >>> from predwatch.batches import take_columns
     >>> from predwatch.config import ModelSettings, WindowSettings
     >>> estimator = PerformanceEstimator(ModelSettings(task="binary"),
     ...                                  [WindowSettings(name="last_2", events=2)])

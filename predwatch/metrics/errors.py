@@ -13,6 +13,7 @@ array([0.5, 2. ])
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import ne
 from typing import Any
 
 import numpy as np
@@ -21,11 +22,13 @@ from predwatch.records import Label, Prediction
 
 
 def errors(task: str, predicted: Any, actual: Any) -> np.ndarray:
-    """Each pair's error from its predicted and actual values (class indices or labels, or
-    numbers for regression), as float64."""
+    """Each pair's error, as float64, from its predicted and actual values: arrays (class
+    indices, or numbers for regression) or sequences (class labels, or numbers)."""
     if task == "regression":
         return np.abs(np.asarray(predicted, np.float64) - np.asarray(actual, np.float64))
-    return np.not_equal(predicted, actual).astype(np.float64)
+    if isinstance(predicted, np.ndarray):
+        return np.not_equal(predicted, actual).astype(np.float64)
+    return np.fromiter(map(ne, predicted, actual), np.float64, len(predicted))
 
 
 def pair_errors(pairs: Sequence[tuple[Prediction, Label]], task: str) -> np.ndarray:
@@ -39,5 +42,4 @@ def pair_errors(pairs: Sequence[tuple[Prediction, Label]], task: str) -> np.ndar
     predicted = [p.value for p, _ in pairs]
     if task == "regression":
         return errors(task, predicted, [label.number for _, label in pairs])
-    actual = [label.value for _, label in pairs]
-    return errors(task, np.array(predicted, object), np.array(actual, object))
+    return errors(task, predicted, [label.value for _, label in pairs])

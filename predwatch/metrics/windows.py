@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from predwatch.batches import Columns, Rows, take_columns
+from predwatch.batches import Columns
 
 if TYPE_CHECKING:
     from predwatch.config import WindowSettings
@@ -174,13 +174,13 @@ class TimeWindow(Generic[S]):
         """The buckets held, by index (read only)."""
         return self._buckets
 
-    def add_from(self, columns: Columns, low: int, buckets: np.ndarray | None = None) -> None:
-        """Add the rows of buckets ``low`` and later (``buckets``: theirs, if known)."""
-        if buckets is None:
-            buckets = self.buckets(columns["timestamp"])
-        for index, rows in _groups(buckets, low):
+    def add_from(self, columns: Columns, low: int, only: Container[int] | None = None) -> None:
+        """Add the rows of buckets ``low`` and later (and in ``only``, if given)."""
+        for index, rows in _split(columns, self.buckets(columns["timestamp"]), low):
+            if only is not None and index not in only:
+                continue
             part = self._new()
-            self._update(part, take_columns(columns, rows))
+            self._update(part, rows)
             if (held := self._buckets.get(index)) is None:
                 self._buckets[index] = part
             else:
@@ -204,23 +204,26 @@ class TimeWindow(Generic[S]):
         return low * self.duration / TIME_WINDOW_STEPS, high * self.duration / TIME_WINDOW_STEPS
 
 
-def _groups(buckets: np.ndarray, low: int) -> Iterator[tuple[int, Rows]]:
+def _split(columns: Columns, buckets: np.ndarray, low: int) -> Iterator[tuple[int, Columns]]:
     """The rows of each bucket from ``low`` on, buckets in ascending order and rows in their
-    order (so sums over a bucket's rows add up as over a boolean selection of them)."""
+    order (so a sum over a bucket's rows adds up as over a boolean selection of them)."""
     if buckets.size == 0:
         return
     first, last = int(buckets.min()), int(buckets.max())
     if first == last:  # the usual case for arriving predictions
         if first >= low:
-            yield first, None
+            yield first, columns
         return
     order = np.argsort(buckets, kind="stable")
     ordered = buckets[order]
+    skipped = int(np.searchsorted(ordered, low))  # rows of buckets before ``low``
+    order, ordered = order[skipped:], ordered[skipped:]
+    # One gather per column, then a slice (a view) per bucket.
+    gathered = {name: values[order] for name, values in columns.items()}
     cuts = [0, *(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist(), len(ordered)]
     for start, end in pairwise(cuts):
-        index = int(ordered[start])
-        if index >= low:
-            yield index, order[start:end]
+        if end > start:
+            yield int(ordered[start]), {name: v[start:end] for name, v in gathered.items()}
 
 
 Window = CountWindow[S] | TimeWindow[S]
