@@ -236,3 +236,23 @@ def test_non_binary_models_are_refused() -> None:
         PerformanceEstimator(ModelSettings(task="regression"), [])
     with pytest.raises(ValueError, match="binary"):
         ModelCalibration(ModelSettings(task="multiclass"), MetricSettings())
+
+
+def test_reading_the_estimate_changes_nothing_it_reports_later() -> None:
+    windows = [WindowSettings(name="10m", duration=600.0)]  # buckets of 50 s
+    read, unread = PerformanceEstimator(BINARY, windows), PerformanceEstimator(BINARY, windows)
+    early, now, late = (
+        Prediction(str(i), "m", "v1", t, "1", 0.8, None, {}, {})
+        for i, t in enumerate((1000.0, 2000.0, 1100.0))
+    )
+    for estimator in (read, unread):
+        estimator.arrived("v1", arriving([early, now]), clock=2000.0)
+        estimator.resolved("v1", matched([(now, Label("1", 2001.0, "1", 1.0))]))
+        estimator.resolved("v1", matched([(early, Label("0", 2002.0, "1", 1.0))]))
+    read.report(2000.0)  # everything has ended: the evaluated span could move on to now
+    for estimator in (read, unread):  # ... but a prediction from 15 minutes ago arrives
+        estimator.arrived("v1", arriving([late]), clock=2000.0)
+    assert read.report(2000.0) == unread.report(2000.0)
+    evaluated = unread.report(2000.0)["v1"]["windows"]["10m"]["evaluated"]
+    # The span waits for the late prediction: it ends before its bucket (1100-1150 s).
+    assert (evaluated["start"], evaluated["end"], evaluated["labelled"]) == (500.0, 1100.0, 1)

@@ -191,7 +191,8 @@ class SlotCounts:
 
     def update(self, columns: Columns) -> None:
         """Add predictions given as a ``slots`` column: a row of slots per prediction."""
-        self.counts += np.bincount(columns["slots"].ravel(), minlength=self.counts.size)
+        slots = columns["slots"].ravel(order="K")  # in memory order: no copy
+        self.counts += np.bincount(slots, minlength=self.counts.size)
 
     def merge(self, other: SlotCounts) -> None:
         self.counts += other.counts

@@ -114,10 +114,10 @@ class Confusion:
     tn: int = 0
 
     def add(self, predicted: np.ndarray, actual: np.ndarray) -> None:
-        self.tp += int(np.count_nonzero(predicted & actual))
-        self.fp += int(np.count_nonzero(predicted & ~actual))
-        self.fn += int(np.count_nonzero(~predicted & actual))
-        self.tn += int(np.count_nonzero(~predicted & ~actual))
+        """Add pairs: whether each predicted, and is, the positive class."""
+        cells = np.asarray(predicted, np.intp) * 2 + actual
+        tn, fn, fp, tp = np.bincount(cells, minlength=4).tolist()
+        self.tp, self.fp, self.fn, self.tn = self.tp + tp, self.fp + fp, self.fn + fn, self.tn + tn
 
     @property
     def count(self) -> int:
@@ -218,8 +218,10 @@ class _TimeEstimate:
         return end
 
     def report(self, clock: float) -> dict[str, Any]:
+        """The window now and the latest evaluated span; reading forgets nothing (the buckets
+        ``_forget`` would drop lie before both)."""
         last = self._arrived.bucket(clock)
-        end = self._forget(clock)
+        end = self._evaluated_end(clock)
         first, evaluated = last - TIME_WINDOW_STEPS + 1, end - TIME_WINDOW_STEPS + 1
         start, stop = self._arrived.bounds(first, last + 1)
         evaluated_start, evaluated_stop = self._arrived.bounds(evaluated, end + 1)

@@ -126,7 +126,7 @@ class TimeWindow(Generic[S]):
     """Rows whose ``timestamp`` lies in the last ``duration`` of event time, in buckets.
 
     ``add``, ``stats`` and ``span`` are the window at event time ``clock``;
-    buckets before it are forgotten. The bucket methods below them serve a
+    ``add`` forgets the buckets before it. The bucket methods below them serve a
     window that keeps buckets longer (the estimate keeps a bucket until every
     prediction in it has ended): it adds with ``add_from``, reads with
     ``merged`` and forgets with ``forget_before`` itself.
@@ -139,12 +139,16 @@ class TimeWindow(Generic[S]):
         self._buckets: dict[int, S] = {}
 
     def add(self, columns: Columns, clock: float) -> None:
-        """Add rows; those in buckets already before the window at ``clock`` are not counted."""
-        self.add_from(columns, self._forget(clock))
+        """Add rows; those in buckets already before the window at ``clock`` are not counted,
+        and buckets before it are forgotten."""
+        first = self.first(clock)
+        self.forget_before(first)
+        self.add_from(columns, first)
 
     def stats(self, clock: float) -> S:
-        """Statistics of the window at ``clock``, its buckets merged oldest first."""
-        return self.merged(self._forget(clock))
+        """Statistics of the window at ``clock``, its buckets merged oldest first (reading
+        forgets nothing: what a window holds depends on what was added, not on who read)."""
+        return self.merged(self.first(clock))
 
     def span(self, clock: float) -> tuple[float, float]:
         """Event-time start (inclusive) and end (exclusive) of the window at ``clock``."""
@@ -154,11 +158,6 @@ class TimeWindow(Generic[S]):
     def first(self, clock: float) -> int:
         """The oldest bucket of the window at ``clock``."""
         return self.bucket(clock) - TIME_WINDOW_STEPS + 1
-
-    def _forget(self, clock: float) -> int:
-        first = self.first(clock)
-        self.forget_before(first)
-        return first
 
     # Buckets: bucket ``i`` holds the rows with ``i * step <= timestamp < (i + 1) * step``.
 
