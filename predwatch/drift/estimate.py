@@ -131,7 +131,7 @@ class Confusion:
         return confusion_metrics(self.tp, self.fp, self.fn, self.tn)
 
 
-class Ended:
+class _Ended:
     """Predictions that ended (matched or expired) and the confusion of the matched ones."""
 
     def __init__(self) -> None:
@@ -144,12 +144,12 @@ class Ended:
         if "actual" in columns:
             self.realised.add(columns["predicted"], columns["actual"])
 
-    def merge(self, other: Ended) -> None:
+    def merge(self, other: _Ended) -> None:
         self.count += other.count
         self.realised.merge(other.realised)
 
 
-class Evaluated:
+class _Evaluated:
     """The estimate and the realised confusion of the same matched pairs."""
 
     def __init__(self) -> None:
@@ -160,7 +160,7 @@ class Evaluated:
         self.estimated.update(columns)
         self.realised.add(columns["predicted"], columns["actual"])
 
-    def merge(self, other: Evaluated) -> None:
+    def merge(self, other: _Evaluated) -> None:
         self.estimated.merge(other.estimated)
         self.realised.merge(other.realised)
 
@@ -183,7 +183,7 @@ class _TimeEstimate:
 
     def __init__(self, duration: float) -> None:
         self._arrived = TimeWindow(duration, ExpectedConfusion, ExpectedConfusion.update)
-        self._ended = TimeWindow(duration, Ended, Ended.update)
+        self._ended = TimeWindow(duration, _Ended, _Ended.update)
         self._floor = -(2**62)  # buckets below are gone; predictions there are not counted
 
     def arrived(self, columns: Columns, clock: float) -> None:
@@ -247,7 +247,7 @@ class _CountEstimate:
 
     def __init__(self, size: int) -> None:
         self._arrived = CountWindow(size, ExpectedConfusion, ExpectedConfusion.update)
-        self._matched = CountWindow(size, Evaluated, Evaluated.update)
+        self._matched = CountWindow(size, _Evaluated, _Evaluated.update)
 
     def arrived(self, columns: Columns, clock: float) -> None:
         self._arrived.add({"predicted": columns["predicted"], "score": columns["score"]}, clock)
