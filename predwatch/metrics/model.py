@@ -27,7 +27,7 @@ from predwatch.metrics.classification import (
     multiclass_metrics,
 )
 from predwatch.metrics.regression import RegressionStats, regression_metrics
-from predwatch.metrics.windows import CountWindow, TimeWindow, make_windows
+from predwatch.metrics.windows import Window, make_windows
 from predwatch.records import Label, Prediction
 
 OTHER = "other"  # tag values past the cap
@@ -46,7 +46,7 @@ class Scope:
     """Cumulative statistics and windows of one version, or one tag value of it."""
 
     cumulative: Stats
-    windows: dict[str, CountWindow | TimeWindow]
+    windows: dict[str, Window[Stats]]
 
 
 class ModelMetrics:
@@ -91,6 +91,10 @@ class ModelMetrics:
 
     def _stats_of(self, columns: Columns) -> Stats:
         stats = self._new_stats()
+        self._update_stats(stats, columns)
+        return stats
+
+    def _update_stats(self, stats: Stats, columns: Columns) -> None:
         if isinstance(stats, RegressionStats):
             stats.update(columns["actual"], columns["predicted"])
         else:
@@ -101,16 +105,11 @@ class ModelMetrics:
                 positive=POSITIVE,
                 true_probability=columns.get("true_probability"),
             )
-        return stats
 
     def _scope(self, key: ScopeKey) -> Scope:
         scope = self._scopes.get(key)
         if scope is None:
-            windows = make_windows(
-                self._settings.windows,
-                CountWindow,
-                lambda duration: TimeWindow(duration, self._stats_of),
-            )
+            windows = make_windows(self._settings.windows, self._new_stats, self._update_stats)
             scope = self._scopes[key] = Scope(self._new_stats(), windows)
         return scope
 
@@ -183,10 +182,7 @@ class ModelMetrics:
         scope = self._scope(key)
         scope.cumulative.merge(self._stats_of(columns))  # type: ignore[arg-type]
         for window in scope.windows.values():
-            if isinstance(window, CountWindow):
-                window.add(columns)
-            else:
-                window.add(columns, clock)
+            window.add(columns, clock)
 
     def metrics_of(self, stats: Stats) -> dict[str, Any]:
         if isinstance(stats, RegressionStats):
@@ -195,21 +191,16 @@ class ModelMetrics:
             return binary_metrics(stats, POSITIVE)
         return multiclass_metrics(stats)
 
-    def window_stats(self, window: CountWindow | TimeWindow, clock: float) -> Stats:
+    def window_stats(self, window: Window[Stats], clock: float) -> Stats:
         """Statistics of what ``window`` holds at event time ``clock``."""
-        if isinstance(window, CountWindow):
-            columns = window.columns()
-            return self._stats_of(columns) if columns else self._new_stats()
-        stats = self._new_stats()
-        window.stats(clock, stats)
-        return stats
+        return window.stats(clock)
 
     def _report_scope(self, scope: Scope, clock: float) -> dict[str, Any]:
         windows: dict[str, Any] = {}
         for name, window in scope.windows.items():
-            entry = self.metrics_of(self.window_stats(window, clock))
-            if isinstance(window, TimeWindow):
-                entry["start"], entry["end"] = window.span(clock)
+            entry = self.metrics_of(window.stats(clock))
+            if (span := window.span(clock)) is not None:
+                entry["start"], entry["end"] = span
             windows[name] = entry
         return {"cumulative": self.metrics_of(scope.cumulative), "windows": windows}
 
