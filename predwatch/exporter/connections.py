@@ -8,8 +8,11 @@ have arrived, and back to the lobby between keep-alive requests. So:
 - a connection that sends nothing is closed after ``idle_timeout`` seconds;
 - at most ``max_idle`` connections wait; a new one beyond that closes the one
   idle longest (a flood of idle sockets cannot lock a health check out);
-- at most ``queue_size`` requests wait for a worker; beyond that, a request is
-  answered ``503`` at once and its connection closed.
+- requests wait for a worker in a ``pacing.RequestQueue``: ``urgent`` ones
+  (health checks, told apart by their first bytes) go first; the others are
+  taken at most ``rate`` per second, so scrapers hammering the endpoint cost a
+  bounded share of the CPU; at most ``queue_size`` of each kind wait, and
+  beyond that a request is answered ``503`` at once and its connection closed.
 
 The worker's ``serve(sock, address)`` reads and answers requests with its own
 timeouts and returns True to keep the connection (it goes back to the lobby)
@@ -27,10 +30,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from predwatch.exporter.pacing import RequestQueue
+
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 Serve = Callable[[socket.socket, Address], bool]
+Urgent = Callable[[bytes], bool]  # from a request's first bytes: answer before the others?
 
 BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -38,6 +44,7 @@ BUSY = (
     b"busy: too many requests at once; retry soon\n"
 )
 _TICK = 0.25  # seconds between checks for idle connections and for a stop
+_HEAD = 16  # bytes of a request's start that tell an urgent one
 
 
 def close(sock: socket.socket) -> None:
@@ -47,13 +54,13 @@ def close(sock: socket.socket) -> None:
     sock.close()
 
 
-def _has_request(sock: socket.socket) -> bool:
-    """Whether bytes wait on ``sock`` (not the end of a closed connection); never blocks."""
+def _peek(sock: socket.socket) -> bytes:
+    """The first bytes waiting on ``sock``, left there; b"" when the peer hung up. Never blocks."""
     sock.setblocking(False)
     try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
+        return sock.recv(_HEAD, socket.MSG_PEEK)
     except OSError:  # reset, or nothing after all
-        return False
+        return b""
 
 
 class ConnectionPool:
@@ -64,19 +71,22 @@ class ConnectionPool:
         listener: socket.socket,
         serve: Serve,
         *,
+        urgent: Urgent = lambda head: False,
         workers: int = 4,
         max_idle: int = 256,
-        queue_size: int = 32,
+        queue_size: int = 256,
+        rate: float = 50.0,
         idle_timeout: float = 5.0,
         name: str = "predwatch-http",
     ) -> None:
-        if workers < 1 or max_idle < 1 or queue_size < 1 or idle_timeout <= 0:
-            raise ValueError("workers, max_idle, queue_size and idle_timeout must be positive")
+        if workers < 1 or max_idle < 1 or idle_timeout <= 0:
+            raise ValueError("workers, max_idle and idle_timeout must be positive")
         self._listener = listener
         self._serve = serve
+        self._urgent = urgent
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
-        self._ready: queue.Queue[tuple[socket.socket, Address] | None] = queue.Queue(queue_size)
+        self._ready: RequestQueue[tuple[socket.socket, Address]] = RequestQueue(queue_size, rate)
         self._returned: queue.SimpleQueue[tuple[socket.socket, Address]] = queue.SimpleQueue()
         self._idle: dict[socket.socket, tuple[Address, float]] = {}  # oldest first
         self._selector = selectors.DefaultSelector()
@@ -171,13 +181,14 @@ class ConnectionPool:
     def _dispatch(self, sock: socket.socket) -> None:
         address, _ = self._idle.pop(sock)
         self._selector.unregister(sock)
-        try:
-            self._ready.put_nowait((sock, address))
-        except queue.Full:
-            if _has_request(sock):  # not a client that merely hung up
-                self._count("busy")  # before the answer a client could see
-                with contextlib.suppress(OSError):
-                    sock.send(BUSY)  # short enough for any socket buffer; never waits
+        head = _peek(sock)
+        if not head:  # the client hung up: nothing to answer
+            close(sock)
+            return
+        if not self._ready.put((sock, address), urgent=self._urgent(head)):
+            self._count("busy")  # before the answer a client could see
+            with contextlib.suppress(OSError):
+                sock.send(BUSY)  # short enough for any socket buffer; never waits
             close(sock)
 
     def _close_idle(self, now: float) -> None:
@@ -222,19 +233,11 @@ class ConnectionPool:
         with contextlib.suppress(OSError):
             self._wake_write.send(b"\0")
         self._threads[0].join(max(0.0, deadline - time.monotonic()))
-        workers = self._threads[1:]
-        for _ in workers:  # a worker takes one sentinel and ends
-            with contextlib.suppress(queue.Full):
-                self._ready.put(None, timeout=max(0.0, deadline - time.monotonic()))
-        for thread in workers:
+        self._ready.close()  # each worker ends after the request in hand
+        for thread in self._threads[1:]:
             thread.join(max(0.0, deadline - time.monotonic()))
-        while True:  # requests still queued when the workers ended are closed unanswered
-            try:
-                item = self._ready.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                close(item[0])
+        for sock, _ in self._ready.drain():  # still queued: closed unanswered
+            close(sock)
         while True:
             try:
                 close(self._returned.get_nowait()[0])

@@ -12,7 +12,11 @@ binds a free port; ``server.port`` tells which.
 Serving is bounded whatever clients do (see ``connections.ConnectionPool``): a
 fixed number of worker threads, idle and keep-alive connections waiting without
 a thread and closed after ``timeout`` seconds, a whole request to arrive within
-``timeout``, and a quick 503 when more requests wait than the queue holds.
+``timeout``, health checks answered before anything else, other requests taken
+at most ``rate`` per second, and a quick 503 when more wait than the queue holds.
+The exposition is rendered at most once per ``metrics_max_age`` seconds and
+shared by the scrapes in between (one render at a time), so many scrapers cost
+about what one does; Prometheus sees values at most that old.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import io
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -39,11 +44,64 @@ from predwatch.exporter.health import Health
 
 log = logging.getLogger(__name__)
 
-WORKERS = 4  # threads answering requests; scrapes beyond them wait in the queue
-QUEUE_SIZE = 64  # requests waiting for a worker before new ones get a quick 503
-MAX_IDLE = 256  # connections waiting for a request; more evict the one idle longest
+WORKERS = 4  # threads answering requests; requests beyond them wait in the queue
+QUEUE_SIZE = 256  # requests of each kind waiting for a worker before new ones get a quick 503
+MAX_IDLE = 512  # connections waiting for a request; more evict the one idle longest
 TIMEOUT = 5.0  # seconds for a whole request to arrive, a response to be taken, idle to last
+RATE = 50.0  # requests other than health checks answered per second, on average, at most
+METRICS_MAX_AGE = 1.0  # seconds one rendering of /metrics is served for
 LISTEN_BACKLOG = 128  # connections the kernel holds before the lobby accepts them
+_HEALTH_CHECKS = (b"GET /healthz", b"GET /readyz", b"HEAD /healthz", b"HEAD /readyz")
+
+
+def _is_health_check(head: bytes) -> bool:
+    """Whether a request's first bytes ask for /healthz or /readyz (answered first).
+
+    >>> _is_health_check(b"GET /readyz HTTP"), _is_health_check(b"GET /metrics HT")
+    (True, False)
+    """
+    return head.startswith(_HEALTH_CHECKS)
+
+
+class _Exposition:
+    """The registry's exposition per format, rendered at most once per ``max_age`` seconds.
+
+    One rendering at a time: a scrape that finds another rendering under way
+    serves the last one it has, or waits for the first.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._registry = registry
+        self._max_age = max_age
+        self._clock = clock
+        self._rendering = threading.Lock()
+        self._last: dict[str, tuple[float, bytes]] = {}  # content type -> (rendered at, body)
+
+    def render(self, accept: str) -> tuple[str, bytes]:
+        """The content type and body for a scraper that sent ``accept``."""
+        encoder, content_type = choose_encoder(accept)
+        last = self._last.get(content_type)
+        if last is not None and self._clock() - last[0] < self._max_age:
+            return content_type, last[1]
+        if last is not None and not self._rendering.acquire(blocking=False):
+            return content_type, last[1]  # someone renders now: the last one will do
+        if last is None:
+            self._rendering.acquire()
+        try:
+            last = self._last.get(content_type)
+            if last is not None and self._clock() - last[0] < self._max_age:
+                return content_type, last[1]  # rendered while this scrape waited
+            at = self._clock()
+            body = encoder(self._registry)
+            self._last[content_type] = (at, body)
+            return content_type, body
+        finally:
+            self._rendering.release()
 
 
 class ExporterError(OSError):
@@ -55,12 +113,12 @@ class _Endpoints:
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        exposition: _Exposition,
         health: Health,
         alerts: Callable[[], dict[str, Any]] | None,
         timeout: float,
     ) -> None:
-        self.registry = registry
+        self.exposition = exposition
         self.health = health
         self.alerts = alerts
         self.timeout = timeout
@@ -164,9 +222,9 @@ class _Handler(BaseHTTPRequestHandler):
             ready, reason = endpoints.health.readiness()
             return (200 if ready else 503), text, (reason + "\n").encode()
         if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             try:
-                return 200, content_type, encoder(endpoints.registry)
+                content_type, body = endpoints.exposition.render(self.headers.get("Accept", ""))
+                return 200, content_type, body
             except Exception:  # one broken figure must not end this worker: say it, answer 500
                 log.exception("rendering /metrics failed")
                 return 500, text, b"rendering the metrics failed; see the service's log\n"
@@ -234,14 +292,18 @@ def start_http_server(
     queue_size: int = QUEUE_SIZE,
     max_idle: int = MAX_IDLE,
     timeout: float = TIMEOUT,
+    rate: float = RATE,
+    metrics_max_age: float = METRICS_MAX_AGE,
 ) -> MetricsServer:
     """Bind ``settings.host:settings.port`` and serve with ``workers`` threads.
 
     ``timeout`` bounds, in seconds, how long a connection may stay idle, how long
     a request may take to arrive and a response to be taken; ``queue_size`` and
-    ``max_idle`` bound the requests and the idle connections that wait (see the
-    module). Raises ``ExporterError`` (an OSError) with one sentence naming the
-    address when it cannot be bound.
+    ``max_idle`` bound the requests and the idle connections that wait; ``rate``
+    paces requests other than health checks; ``metrics_max_age`` is how long one
+    rendering of /metrics is served (0: render every scrape). See the module.
+    Raises ``ExporterError`` (an OSError) with one sentence naming the address
+    when it cannot be bound.
     """
     host, port = settings.host, settings.port
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -261,13 +323,15 @@ def start_http_server(
                 "(PREDWATCH_HTTP__HOST) to an address of this machine, e.g. 127.0.0.1"
             )
         raise ExporterError(message) from error
-    endpoints = _Endpoints(registry, health, alerts, timeout)
+    endpoints = _Endpoints(_Exposition(registry, metrics_max_age), health, alerts, timeout)
     pool = ConnectionPool(
         listener,
         endpoints.serve,
+        urgent=_is_health_check,
         workers=workers,
         max_idle=max_idle,
         queue_size=queue_size,
+        rate=rate,
         idle_timeout=timeout,
         name=f"predwatch-http-{listener.getsockname()[1]}",
     )
