@@ -210,7 +210,7 @@ def test_a_failing_exposition_answers_500_and_the_worker_lives_on(
 
 
 def test_many_concurrent_scrapers_use_only_the_workers() -> None:
-    with serving(workers=2, queue_size=200) as server:
+    with serving(workers=2, queue_size=200, rate=10_000) as server:
         before = server_threads(server)
         statuses: list[int] = []
         barrier = threading.Barrier(50)
@@ -229,3 +229,48 @@ def test_many_concurrent_scrapers_use_only_the_workers() -> None:
             time.sleep(0.005)
         assert peak == before == 3
         assert statuses == [200] * 250
+
+
+class Counting(Collector):
+    def __init__(self) -> None:
+        self.renders = 0
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        self.renders += 1
+        yield GaugeMetricFamily("predwatch_test_renders", "renders so far", value=self.renders)
+
+
+def test_scrapes_in_a_burst_share_one_rendering() -> None:
+    counting = Counting()
+    registry = CollectorRegistry()
+    registry.register(counting)
+    with serving(registry, rate=10_000, metrics_max_age=1.0) as server:
+        bodies = {get(server, "/metrics")[1] for _ in range(30)}
+        assert counting.renders == 1 and len(bodies) == 1
+        time.sleep(1.1)  # older than metrics_max_age: the next scrape renders again
+        assert b"predwatch_test_renders 2.0" in get(server, "/metrics")[1]
+    with serving(registry, rate=10_000, metrics_max_age=0) as server:
+        for _ in range(3):
+            get(server, "/metrics")
+        assert counting.renders == 5  # 0: every scrape renders
+
+
+def test_health_checks_go_before_scrapes_waiting_for_their_turn() -> None:
+    with serving(workers=2, rate=2.0) as server:
+        answered: list[int] = []
+
+        def scrape() -> None:
+            answered.append(get(server, "/metrics", timeout=30)[0])
+
+        scrapers = [threading.Thread(target=scrape) for _ in range(20)]
+        for thread in scrapers:
+            thread.start()
+        # At 2 per second after a burst of 10, the last scrapes wait about 5 s; a health
+        # check arriving now is answered before them.
+        time.sleep(0.5)
+        assert get(server, "/healthz") == (200, b"ok\n")
+        assert get(server, "/readyz")[0] == 503
+        assert len(answered) < 20
+        for thread in scrapers:
+            thread.join(30)
+        assert answered == [200] * 20
