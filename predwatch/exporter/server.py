@@ -220,7 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, text, b"ok\n"
         if path == "/readyz":
             ready, reason = endpoints.health.readiness()
-            return (200 if ready else 503), text, (reason + "\n").encode()
+            body = (reason + "\n").encode(errors="replace")  # a reason can quote a topic
+            return (200 if ready else 503), text, body
         if path == "/metrics":
             try:
                 content_type, body = endpoints.exposition.render(self.headers.get("Accept", ""))
