@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from predwatch.alerts.sinks import SinkSettings
@@ -144,3 +146,25 @@ def test_sink_settings_errors_and_reprs_hide_secrets() -> None:
     shown = repr(settings) + str(settings)
     for secret in ("AMPW", "SLACKSECRET", "HEADERTOKEN"):
         assert secret not in shown
+
+
+SECRET = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~!$", min_size=8)
+
+
+@given(
+    user=st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True),
+    password=SECRET,
+    token=SECRET,
+    path=SECRET,
+    scheme=st.sampled_from(["http", "https", "ftp", "kafka"]),
+)
+def test_no_password_token_or_path_survives_redaction(
+    user: str, password: str, token: str, path: str, scheme: str
+) -> None:
+    for secret in (password, token, path):
+        assume(secret not in f"cannot use here; nor broker:9092 host.example:9093 {user}")
+    url = f"{scheme}://{user}:{password}@host.example:9093/{path}?token={token}"
+    shown = redact(f"cannot use '{url}' here; nor {user}:{password}@broker:9092")
+    for secret in (password, token, path):
+        assert secret not in shown
+    assert "host.example:9093" in shown and f"{user}:***@" in shown
