@@ -5,6 +5,7 @@ Every test runs a real server on 127.0.0.1 and real client sockets.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import resource
 import socket
@@ -286,3 +287,35 @@ def test_health_checks_go_before_scrapes_waiting_for_their_turn() -> None:
         for thread in scrapers:
             thread.join(30)
         assert answered == [200] * 20
+
+
+class Large(Collector):
+    """An exposition of about 8 MB: more than the kernel buffers of both ends hold."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        family = GaugeMetricFamily("predwatch_test_large", "many series", labels=["i"])
+        for i in range(60_000):
+            family.add_metric([f"series-{i:06d}-" + "x" * 80], float(i))
+        yield family
+
+
+def test_a_client_that_never_reads_its_answer_frees_the_worker_in_time() -> None:
+    registry = CollectorRegistry()
+    registry.register(Large())
+    with serving(registry, workers=1) as server:
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect((server.host, server.port))
+        try:
+            reader.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+            reader.settimeout(30)
+            assert reader.recv(1, socket.MSG_PEEK)  # the answer is being written
+            # The one worker is stuck writing until the timeout, then serves the next.
+            assert get(server, "/healthz", timeout=TIMEOUT * 6) == (200, b"ok\n")
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := reader.recv(1 << 20):
+                    received += chunk
+            assert b"series-059999" not in received  # the write was cut off, not finished
+        finally:
+            reader.close()

@@ -91,6 +91,8 @@ class ConnectionPool:
         self._idle: dict[socket.socket, tuple[Address, float]] = {}  # oldest first
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)  # a full pipe already means "wake up"
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._counts = {"accepted": 0, "idle_closed": 0, "evicted": 0, "busy": 0}
@@ -122,19 +124,25 @@ class ConnectionPool:
     def _lobby(self) -> None:
         try:
             while not self._stopping.is_set():
-                for key, _ in self._selector.select(self._next_timeout()):
-                    if key.fileobj is self._listener:
-                        self._accept()
-                    elif key.fileobj is self._wake_read:
-                        self._take_returned()
-                    else:
-                        self._dispatch(key.fileobj)  # type: ignore[arg-type]
-                self._close_idle(time.monotonic())
+                try:
+                    self._lobby_round()
+                except Exception:  # the lobby must outlive any one connection: say it, go on
+                    log.exception("the HTTP lobby failed on a connection; serving on")
         finally:
             for sock in list(self._idle):
                 self._selector.unregister(sock)
                 close(sock)
             self._idle.clear()
+
+    def _lobby_round(self) -> None:
+        for key, _ in self._selector.select(self._next_timeout()):
+            if key.fileobj is self._listener:
+                self._accept()
+            elif key.fileobj is self._wake_read:
+                self._take_returned()
+            else:
+                self._dispatch(key.fileobj)  # type: ignore[arg-type]
+        self._close_idle(time.monotonic())
 
     def _next_timeout(self) -> float:
         if not self._idle:
@@ -160,8 +168,12 @@ class ConnectionPool:
             oldest = next(iter(self._idle))
             self._count("evicted")  # before the close a client could see
             self._drop(oldest)
+        try:
+            self._selector.register(sock, selectors.EVENT_READ)
+        except (OSError, ValueError):  # closed meanwhile: nothing to wait for
+            close(sock)
+            return
         self._idle[sock] = (address, time.monotonic() + self._idle_timeout)
-        self._selector.register(sock, selectors.EVENT_READ)
 
     def _drop(self, sock: socket.socket) -> None:
         self._selector.unregister(sock)
@@ -179,7 +191,10 @@ class ConnectionPool:
             self._wait(sock, address)
 
     def _dispatch(self, sock: socket.socket) -> None:
-        address, _ = self._idle.pop(sock)
+        entry = self._idle.pop(sock, None)
+        if entry is None:  # evicted earlier in this same round
+            return
+        address, _ = entry
         self._selector.unregister(sock)
         head = _peek(sock)
         if not head:  # the client hung up: nothing to answer

@@ -21,7 +21,6 @@ about what one does; Prometheus sees values at most that old.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import json
@@ -51,6 +50,7 @@ TIMEOUT = 5.0  # seconds for a whole request to arrive, a response to be taken, 
 RATE = 50.0  # requests other than health checks answered per second, on average, at most
 METRICS_MAX_AGE = 1.0  # seconds one rendering of /metrics is served for
 LISTEN_BACKLOG = 128  # connections the kernel holds before the lobby accepts them
+MAX_PIPELINED = 8  # requests answered in one turn of a worker when a client pipelines
 _HEALTH_CHECKS = (b"GET /healthz", b"GET /readyz", b"HEAD /healthz", b"HEAD /readyz")
 
 
@@ -149,6 +149,21 @@ class _DeadlineReader(socket.SocketIO):
         return super().readinto(buffer)
 
 
+class _SendAll(io.BufferedIOBase):
+    """Writes with one ``sendall`` each, so the socket's timeout bounds a whole write
+    (a client that reads slowly cannot hold a worker for long)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._socket = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._socket.sendall(data)
+        return len(memoryview(data))
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Endpoints  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
@@ -160,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reader = _DeadlineReader(self.connection, self.server.timeout)
         self._buffer = io.BufferedReader(self._reader)
         self.rfile = self._buffer
-        self.wfile = self.connection.makefile("wb")
+        self.wfile = _SendAll(self.connection)
 
     def handle(self) -> None:
         """Answer requests while they are already here, then hand the connection back.
@@ -169,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         a pipelined request already read into the buffer is answered here.
         """
         self.close_connection = True
-        while True:
+        for _ in range(MAX_PIPELINED):
             self._reader.deadline = time.monotonic() + self.server.timeout
             self.handle_one_request()
             if self.close_connection:
@@ -177,6 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._request_waiting():
                 self.keep = True
                 return
+        # More pipelined requests than a turn allows (they would skip the pacing): the
+        # client sends the rest again on a new connection, as HTTP/1.1 clients must.
 
     def _request_waiting(self) -> bool:
         """Whether bytes of another request are buffered or on the socket, without waiting."""
@@ -190,9 +207,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.settimeout(self.server.timeout)
 
     def finish(self) -> None:
-        with contextlib.suppress(OSError):  # the peer may be gone: nothing to flush to
-            self.wfile.flush()
-        self.wfile.close()
         self._buffer.detach()  # closing the buffer would close the reader, never the socket
         self._reader.close()
 
