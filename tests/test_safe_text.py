@@ -132,3 +132,10 @@ def test_slack_text_is_bounded_and_never_cuts_an_escape(text: str) -> None:
     assert all(
         body[i:].startswith(("&amp;", "&lt;", "&gt;")) for i, c in enumerate(body) if c == "&"
     )
+
+
+@given(ANY_TEXT)
+def test_making_a_value_safe_twice_changes_nothing_more(value: str) -> None:
+    once = label_value(value)
+    assert label_value(once) == once  # sinks may meet a value the collector already made safe
+    assert alert_text(alert_text(value)) == alert_text(value)
