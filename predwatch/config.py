@@ -37,6 +37,7 @@ from predwatch.alerts.settings import AlertSettings, check_alerts
 from predwatch.diagnostics.settings import DiagnosticsSettings
 from predwatch.drift.settings import DriftSettings
 from predwatch.durations import Duration
+from predwatch.redact import MASK, redact
 
 Task = Literal["binary", "multiclass", "regression"]
 ENV_PREFIX = "PREDWATCH_"
@@ -336,6 +337,12 @@ def _is_json(text: str) -> bool:
 
 
 def _describe(error: Any) -> str:
+    """One "key.path: sentence" for a pydantic error, with every secret in it masked.
+
+    A message may quote the value given (e.g. a bad URL, with its password and
+    token); at a secret key (a password, a secret, a header) any quote of the
+    value is masked whole, and every URL's credentials, path and query anywhere.
+    """
     path = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "literal_error":
@@ -350,4 +357,17 @@ def _describe(error: Any) -> str:
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
-    return f"{path}: {message}"
+        given = error.get("input")
+        if _secret_key(error["loc"]) and isinstance(given, str | int | float):
+            if len(str(given)) < 4 and str(given) in message:  # too short to mask alone
+                message = "is not valid (the value is not shown: this key holds a secret)"
+            message = message.replace(str(given), MASK)
+    return f"{path}: {redact(message)}"
+
+
+_SECRET_PARTS = ("password", "secret", "token", "headers", "key")
+
+
+def _secret_key(loc: tuple[Any, ...]) -> bool:
+    """Whether a key path names a secret (``kafka.ssl_password``, ``webhooks.0.headers.X``)."""
+    return any(part in str(name).lower() for name in loc for part in _SECRET_PARTS)

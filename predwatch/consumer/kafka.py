@@ -34,15 +34,18 @@ from kafka.structs import OffsetAndMetadata
 from predwatch.config import Settings
 from predwatch.consumer.client import consumer_settings
 from predwatch.consumer.dead_letters import DeadLetters
+from predwatch.consumer.reachability import Reachability, open_connections
 from predwatch.exporter.health import Health
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
+from predwatch.redact import redact
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
 ADVANCE_EVERY = 1.0  # seconds between expiry checks when no batch arrives
 LAG_EVERY = 5.0
+REACH_EVERY = 1.0  # seconds between checks that a broker connection is open
 MAX_BACKOFF = 30.0
 
 
@@ -136,8 +139,9 @@ class KafkaSource:
                 consumer = self._consumer_factory(**consumer_settings(kafka))
             except KafkaError as error:
                 self._say(
-                    f"cannot reach Kafka at {kafka.bootstrap_servers} ({type(error).__name__}); "
-                    "retrying with backoff; check kafka.bootstrap_servers and the network",
+                    f"cannot reach Kafka at {redact(kafka.bootstrap_servers)} "
+                    f"({type(error).__name__}); retrying with backoff; check "
+                    "kafka.bootstrap_servers and the network",
                     ready=False,
                 )
                 stop.wait(delay)
@@ -153,13 +157,13 @@ class KafkaSource:
                 continue
             self._check_partitions({t: len(p) for t, p in counts.items() if p})
             consumer.subscribe(list(self._topics()), listener=_Rebalance(self))
-            self._say(
-                f"consuming {' and '.join(self._topics())} from {kafka.bootstrap_servers}",
-                ready=True,
-                level=logging.INFO,
-            )
+            self._say(self._consuming(), ready=True, level=logging.INFO)
             return consumer
         return None
+
+    def _consuming(self) -> str:
+        servers = redact(self._kafka.bootstrap_servers)
+        return f"consuming {' and '.join(self._topics())} from {servers}"
 
     def _topics(self) -> tuple[str, str]:
         return self._kafka.predictions_topic, self._kafka.labels_topic
@@ -174,7 +178,8 @@ class KafkaSource:
             )
 
     def _consume(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
-        last_advance = last_lag = 0.0
+        last_advance = last_lag = last_reach = 0.0
+        reachability = Reachability()
         while not stop.is_set():
             try:
                 records = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
@@ -197,8 +202,24 @@ class KafkaSource:
             if now - last_lag >= LAG_EVERY:
                 self._update_lag(consumer)
                 last_lag = now
-            if self._state.startswith("polling"):
-                self._say(f"consuming {' and '.join(self._topics())}", True, logging.INFO)
+            if time.monotonic() - last_reach >= REACH_EVERY:  # real time, whatever the clock
+                self._check_reachable(consumer, reachability)
+                last_reach = time.monotonic()
+            if self._state.startswith("polling") and reachability.reachable:
+                self._say(self._consuming(), True, logging.INFO)
+
+    def _check_reachable(self, consumer: KafkaConsumer, reachability: Reachability) -> None:
+        """Not ready while no broker connection is open (poll says nothing of it); said once."""
+        change = reachability.observe(open_connections(consumer), time.monotonic())
+        if change is False:
+            self._say(
+                f"cannot reach Kafka at {redact(self._kafka.bootstrap_servers)}: no broker "
+                f"connection for {reachability.after:g}s; the client keeps reconnecting; check "
+                "the brokers and the network",
+                ready=False,
+            )
+        elif change is True:
+            self._say(self._consuming(), True, logging.INFO)
 
     def _process(self, records: dict[TopicPartition, list[Any]], now: float) -> None:
         predictions_topic = self._kafka.predictions_topic
