@@ -35,6 +35,7 @@ from predwatch.alerts.settings import AlertSettings, check_alerts
 from predwatch.diagnostics.settings import DiagnosticsSettings
 from predwatch.drift.settings import DriftSettings
 from predwatch.durations import Duration
+from predwatch.limits import LimitsSettings
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -181,6 +182,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(
