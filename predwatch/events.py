@@ -292,9 +292,7 @@ class Decoder:
         elif isinstance(value, list):
             for item in value:
                 self._check_values(item, name)
-        elif isinstance(value, int | float) and not (
-            isinstance(value, float) and not math.isfinite(value)
-        ):
+        elif _bounded(value):
             self._number(value, name)
 
     def _tags(self, value: object) -> dict[str, str]:
@@ -328,6 +326,14 @@ class Decoder:
         if isinstance(value, int | float) and not isinstance(value, bool):
             number = float(value)
         return Label(prediction_id, timestamp, key, number)
+
+
+def _bounded(value: object) -> bool:
+    """True for a number the absolute bound applies to: any integer, a finite float (NaN and
+    infinity in features are a data-quality issue, kept)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _encodable(value: object) -> bool:

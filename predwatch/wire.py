@@ -34,6 +34,14 @@ _NULL = msgspec.Raw(b"null")
 _DECLINED = (msgspec.MsgspecError, TypeError, RecursionError)
 
 
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _types(limits: LimitsSettings) -> dict[str, Any]:
     """The wire types of each field, with the limits as constraints."""
     bound = limits.max_abs_number
@@ -207,6 +215,8 @@ class FastDecoder:
             value = value.encode("utf-8", "surrogatepass")
         if len(value) > self._max_bytes or not shallow(value, self._max_depth):
             return None
+        if not value.isascii() and not _utf8(value):
+            return None  # msgspec skips unknown fields without checking their UTF-8
         try:
             return decode(value)
         except _DECLINED:

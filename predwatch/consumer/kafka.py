@@ -34,6 +34,7 @@ from kafka.structs import OffsetAndMetadata
 from predwatch.config import Settings
 from predwatch.consumer.client import consumer_settings
 from predwatch.consumer.dead_letters import DeadLetters
+from predwatch.consumer.isolation import process_raw
 from predwatch.exporter.health import Health
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
@@ -197,10 +198,12 @@ class KafkaSource:
                 self._say(f"consuming {' and '.join(self._topics())}", True, logging.INFO)
 
     def _process(self, records: dict[TopicPartition, list[Any]], now: float) -> None:
+        """Process a poll partition by partition, isolating any message that fails; a
+        partition's offsets count as processed only once its messages are."""
         predictions_topic = self._kafka.predictions_topic
-        batches: dict[int, tuple[list[Raw], list[Raw]]] = {}
+        batches: dict[int, tuple[list[Raw], list[Raw], list[TopicPartition]]] = {}
         for tp, messages in records.items():
-            batch = batches.setdefault(tp.partition, ([], []))
+            batch = batches.setdefault(tp.partition, ([], [], []))
             target = batch[0] if tp.topic == predictions_topic else batch[1]
             target.extend(
                 Raw(
@@ -210,13 +213,15 @@ class KafkaSource:
                 )
                 for m in messages
             )
-            self._processed[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+            batch[2].append(tp)
         with self._lock:
             for partition in sorted(batches):
-                predictions, labels = batches[partition]
-                changes = self._monitor.process(partition, predictions, labels, now)
+                predictions, labels, partitions = batches[partition]
+                changes = process_raw(self._monitor, partition, predictions, labels, now)
                 if changes.invalid and self._dead_letters is not None:
                     self._dead_letters.send(changes.invalid)
+                for tp in partitions:
+                    self._processed[tp] = OffsetAndMetadata(records[tp][-1].offset + 1, "", -1)
 
     def commit(self) -> None:
         """Commit the offsets of everything the monitor has processed."""
