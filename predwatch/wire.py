@@ -45,7 +45,7 @@ def _utf8(value: bytes) -> bool:
 def _types(limits: LimitsSettings) -> dict[str, Any]:
     """The wire types of each field, with the limits as constraints."""
     bound = limits.max_abs_number
-    whole = math.floor(bound)
+    whole = min(math.floor(bound), 2**63 - 1)  # msgspec's integers are 64-bit
     text = Annotated[str, msgspec.Meta(max_length=limits.max_string_length)]
     integer = Annotated[int, msgspec.Meta(ge=-whole, le=whole)]
     number = Annotated[float, msgspec.Meta(ge=-bound, le=bound)]

@@ -39,7 +39,8 @@ class Hostile:
     """One hostile message and the reason it must be counted under. ``where`` it is hostile:
     ``kafka`` only for what a file cannot hold (an empty line) or what needs a processing
     clock (a time in the future); ``files`` only for a message without a time (Kafka gives it
-    the record's)."""
+    the record's); ``join`` for what only the join can refuse, knowing the prediction (a
+    label outside its binary model's classes)."""
 
     category: str
     topic: str  # "predictions" or "labels"
@@ -56,13 +57,13 @@ class Corpus:
     predictions: list[bytes] = field(default_factory=list)  # the mix, in topic order
     labels: list[bytes] = field(default_factory=list)
 
-    def reasons(self, where: str) -> Counter[tuple[str, str]]:
+    def reasons(self, *where: str) -> Counter[tuple[str, str]]:
         """How many hostile messages of each (topic, reason) the ``where`` mix holds."""
-        return Counter((h.topic, h.reason) for h in self.hostile if h.where in (where, "both"))
+        return Counter((h.topic, h.reason) for h in self.hostile if h.where in (*where, "both"))
 
-    def mix(self, where: str) -> tuple[list[bytes], list[bytes]]:
-        """The predictions and labels of the ``where`` (``files`` or ``kafka``) mix."""
-        skip = {h.value for h in self.hostile if h.where not in (where, "both")}
+    def mix(self, *where: str) -> tuple[list[bytes], list[bytes]]:
+        """The predictions and labels of the mix for ``files`` or ``kafka`` (and ``join``)."""
+        skip = {h.value for h in self.hostile if h.where not in (*where, "both")}
         return (
             [x for x in self.predictions if x not in skip],
             [x for x in self.labels if x not in skip],
@@ -82,9 +83,9 @@ def _prediction(n: int, at: float, **fields: Any) -> dict[str, Any]:
 _DROP = object()  # a field left out
 
 
-def hostile_messages(at: float, now: float) -> list[Hostile]:
+def hostile_messages(at: float, now: float, oversize: int = 1_100_000) -> list[Hostile]:
     """Every category once or more; ``at`` is a valid event time, ``now`` the processing clock
-    a Kafka test runs at."""
+    a Kafka test runs at, ``oversize`` the size of the messages that must be too large."""
     n = iter(range(10**6))
     out: list[Hostile] = []
 
@@ -152,7 +153,7 @@ def hostile_messages(at: float, now: float) -> list[Hostile]:
     lab("missing_field", "missing_field:timestamp", "files", timestamp=_DROP)
     p("unknown_model", "unknown_model", model="nope")
     p("unknown_model", "unknown_model", model="")
-    big = "x" * 1_100_000
+    big = "x" * oversize
     p("oversized", "too_large", features={"blob": big})
     raw(
         "oversized",
@@ -211,12 +212,12 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def build(seed: int, valid: int = 1000, now: float = 2e9) -> Corpus:
+def build(seed: int, valid: int = 1000, now: float = 2e9, oversize: int = 1_100_000) -> Corpus:
     """Valid traffic of ``valid`` predictions with the hostile messages mixed in at seeded
     places, and a label ``maybe`` for some predictions that get no other label."""
     predictions, labels = generate(valid, seed=seed, jitter=2.0)
     at = 1_795_737_600.0 + 60.0  # 2026-11-27T00:01:00Z, within the valid traffic
-    hostile = hostile_messages(at, now)
+    hostile = hostile_messages(at, now, oversize)
     labelled = {label["prediction_id"] for label in labels}
     unlabelled = [p for p in predictions if p["prediction_id"] not in labelled]
     corpus = Corpus([_encode(p) for p in predictions], [_encode(x) for x in labels], hostile)
@@ -231,7 +232,9 @@ def build(seed: int, valid: int = 1000, now: float = 2e9) -> Corpus:
             len(mixed_labels),
         )
         mixed_labels.insert(place, maybe)
-        hostile.append(Hostile("label_out_of_task", "labels", _encode(maybe), "bad_type:label"))
+        hostile.append(
+            Hostile("label_out_of_task", "labels", _encode(maybe), "bad_type:label", "join")
+        )
     rng = random.Random(seed)
     corpus.predictions = list(corpus.valid_predictions)
     corpus.labels = [_encode(x) for x in mixed_labels]
