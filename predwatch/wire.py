@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -28,7 +29,7 @@ import msgspec
 from predwatch.config import FieldNames, Settings, class_key
 from predwatch.limits import LimitsSettings
 from predwatch.records import UNVERSIONED, Label, Prediction, Raw
-from predwatch.screening import Rejected, event_time, shallow
+from predwatch.screening import shallow
 
 _NULL = msgspec.Raw(b"null")
 _DECLINED = (msgspec.MsgspecError, TypeError, RecursionError)
@@ -55,7 +56,7 @@ def _types(limits: LimitsSettings) -> dict[str, Any]:
         "id": Annotated[str, msgspec.Meta(max_length=limits.max_id_length)] | int,
         "value": value,
         "version": text | integer | None,
-        "timestamp": str | float | None,
+        "timestamp": datetime | float | None,
         "score": Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None,
         "probabilities": Annotated[
             dict[text, Annotated[float, msgspec.Meta(ge=0.0, le=bound)]],
@@ -129,7 +130,6 @@ class FastDecoder:
             name: model.task == "regression" for name, model in settings.models.items()
         }
         self._limits = limits
-        self._timestamp = settings.fields.timestamp
         self._max_bytes = limits.max_message_bytes
         self._max_depth = limits.max_depth
         self._max_id = limits.max_id_length
@@ -232,13 +232,18 @@ class FastDecoder:
             return key if len(key) <= self._max_id else None
         return key or None
 
-    def _seconds(self, stamp: str | float | None, raw: Raw) -> float | None:
+    def _seconds(self, stamp: datetime | float | None, raw: Raw) -> float | None:
         """Epoch seconds of a message's time, the transport's when it has none; None when it
-        is unusable."""
-        if type(stamp) is float:  # the common case, inlined: a number within the static range
-            limits = self._limits
-            return stamp if limits.min_timestamp <= stamp <= limits.max_timestamp else None
-        try:
-            return event_time(stamp, raw.timestamp, self._timestamp, self._limits)
-        except Rejected:
-            return None
+        is unusable (the checked path then names the reason)."""
+        if type(stamp) is float:
+            seconds = stamp
+        elif stamp is None:
+            if raw.timestamp is None:
+                return None
+            seconds = raw.timestamp
+        elif stamp.tzinfo is None:  # type: ignore[union-attr]
+            return None  # ambiguous
+        else:
+            seconds = stamp.timestamp()  # type: ignore[union-attr]
+        limits = self._limits
+        return seconds if limits.min_timestamp <= seconds <= limits.max_timestamp else None

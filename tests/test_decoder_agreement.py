@@ -62,17 +62,19 @@ nested = st.recursive(
 
 @st.composite
 def iso_times(draw: st.DrawFn) -> str:
-    """ISO 8601 times in the spellings producers use: either case, 0-9 digits of a second,
-    a zone as Z, an offset or none."""
+    """ISO 8601 times in the spellings producers use: either case, 0-12 digits of a second
+    (some that round up to the next second), a zone as Z, an offset or none."""
     moment = datetime(2026, 11, 27, tzinfo=UTC) + timedelta(
         seconds=draw(st.floats(-2e9, 2e9, allow_nan=False))
     )
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    digits = draw(st.integers(0, 9))
+    digits = draw(st.integers(0, 12))
     if digits:
         text += "." + "".join(
             draw(st.lists(st.sampled_from("0123456789"), min_size=digits, max_size=digits))
         )
+    elif draw(st.booleans()):
+        text += draw(st.sampled_from([".9999995", ".9999994", ".0000005", ".99999999999"]))
     zone = draw(st.sampled_from(["Z", "z", "+01:00", "-05:30", "+0000", ""]))
     text += zone
     if draw(st.booleans()):
@@ -216,7 +218,9 @@ def test_decoders_agree_on_labels(config: str, raw: Raw) -> None:
         "2026-11-27t04:00:00z",  # lower case, as RFC 3339 allows
         "2026-11-27T04:00:00.1234567Z",  # seven digits of a second
         "2026-11-27T04:00:00.123456789+01:00",
-        "9999-12-31T23:59:59.9999999Z",
+        "2026-11-27T23:59:59.9999995Z",  # rounds up to the next day
+        "9999-12-31T23:59:59.9999999Z",  # would round past the last year
+        "2026-11-27T04:00:00." + "1" * 60 + "Z",
     ],
 )
 def test_timestamps_the_decoders_once_read_differently(stamp: str) -> None:
@@ -227,5 +231,5 @@ def test_timestamps_the_decoders_once_read_differently(stamp: str) -> None:
     records, _ = decoder.labels(
         [Raw(b'{"prediction_id": "a", "label": 1, "timestamp": "2026-11-27t04:00:00.1234567z"}')]
     )
-    expected = datetime(2026, 11, 27, 4, 0, 0, 123456, tzinfo=UTC).timestamp()
+    expected = datetime(2026, 11, 27, 4, 0, 0, 123457, tzinfo=UTC).timestamp()  # half up
     assert [r.timestamp for r in records] == [expected]
