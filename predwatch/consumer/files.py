@@ -10,6 +10,11 @@ Both files are cut at the same boundaries of event time, ``join.grace`` apart,
 and each slice is one batch for the monitor: expiry (decided at the end of a
 batch) then happens within one grace period of when it is due, whatever the
 size of the files.
+
+Decoding applies every input limit but the window around a processing clock,
+which a replay does not have. A slice the monitor fails on is processed again
+record by record (``predwatch.consumer.isolation``), so one bad record is
+counted as ``processing_error`` and the replay goes on.
 """
 
 from __future__ import annotations

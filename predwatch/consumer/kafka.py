@@ -3,8 +3,11 @@
 Both topics must have the same partition count and be keyed by prediction id
 (co-partitioned); the range assignor then gives partition N of both topics to
 the same member, so each partition's join is local. Each poll is split by
-partition number and handed to the monitor; offsets are committed only after
-the monitor has processed the batch (at least once).
+partition number, decoded with the wall clock as the processing clock (the
+``limits`` window of event times) and handed to the monitor; a message the
+monitor fails on is isolated (``predwatch.consumer.isolation``), counted and
+dead-lettered. A partition's offsets are committed only after its messages
+have been processed (at least once).
 
 A broker that cannot be reached is retried with backoff, said once per change
 of state, and shown on ``/readyz``; the loop never spins and never crashes on
