@@ -57,20 +57,25 @@ class _File(Generic[Record]):
         if not lines:
             self.done = True
             return
-        # Decoding keeps order, so each record's and reject's position in the file is
-        # recovered by decoding line by line only where a reject interrupts the run.
+        # Decoding keeps order and each reject holds its own message, so the runs of records
+        # between rejects are recovered without decoding anything twice.
         raws = [Raw(line) for line in lines]
         decoded, rejected = self.decode(raws)
-        if not rejected:
-            self._arrive(decoded)
-            return
+        start = end = 0
+        pending = iter(rejected)
+        reject = next(pending, None)
         for raw in raws:
-            one, bad = self.decode([raw])
-            if one:
-                self._arrive(one)
-            else:
-                self.invalid.append(bad[0])
+            if reject is not None and raw is reject.raw:
+                if end > start:
+                    self._arrive(decoded[start:end])
+                    start = end
+                self.invalid.append(reject)
                 self.invalid_arrivals.append(self.latest)
+                reject = next(pending, None)
+            else:
+                end += 1
+        if end > start:
+            self._arrive(decoded[start:end])
 
     def _arrive(self, records: list[Record]) -> None:
         times = np.fromiter((r.timestamp for r in records), np.float64, len(records))
