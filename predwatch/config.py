@@ -37,6 +37,7 @@ from predwatch.alerts.settings import AlertSettings, check_alerts
 from predwatch.diagnostics.settings import DiagnosticsSettings
 from predwatch.drift.settings import DriftSettings
 from predwatch.durations import Duration
+from predwatch.limits import LimitsSettings
 from predwatch.redact import MASK, redact
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -57,6 +58,10 @@ def class_key(value: object) -> str:
     return str(value)
 
 
+def _optional_class_key(value: object) -> str | None:
+    return None if value is None else class_key(value)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +71,19 @@ class ModelSettings(_Section):
 
     task: Task
     positive_label: Annotated[str, BeforeValidator(class_key)] = "1"
+    # A binary model's other class; a label that is neither is invalid. "0" by default when
+    # the positive class is "1"; with no negative class, any other class counts as negative.
+    negative_label: Annotated[str | None, BeforeValidator(_optional_class_key)] = None
+
+    @property
+    def classes(self) -> tuple[str, str] | None:
+        """A binary model's two classes, positive first; None when any class is accepted."""
+        if self.task != "binary":
+            return None
+        negative = self.negative_label
+        if negative is None and self.positive_label == "1":
+            negative = "0"
+        return None if negative is None else (self.positive_label, negative)
 
 
 class JoinSettings(_Section):
@@ -186,6 +204,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(

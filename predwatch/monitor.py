@@ -50,7 +50,7 @@ from predwatch.pipeline.quality import QualityStage
 from predwatch.pipeline.stage import Stage
 from predwatch.records import Invalid, Label, Prediction, Raw
 from predwatch.report import Report, Value
-from predwatch.windowing.join import JoinResult, PartitionJoin
+from predwatch.windowing.join import JoinResult, PartitionJoin, label_fits
 
 __all__ = ["Changes", "JoinCounts", "ModelCounts", "Monitor"]
 
@@ -78,6 +78,7 @@ class Monitor:
         self.settings = settings
         self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
+        self._label_fits = LabelFits({name: m.classes for name, m in settings.models.items()})
         self._counts = CountsStage()
         self._quality = QualityStage(settings)
         self._drift = DriftStage(settings, profiles)
@@ -179,7 +180,12 @@ class Monitor:
         if join is None:
             j = self.settings.join
             join = PartitionJoin(
-                j.label_timeout, j.grace, j.idle_timeout, j.expired_id_memory, created=now
+                j.label_timeout,
+                j.grace,
+                j.idle_timeout,
+                j.expired_id_memory,
+                created=now,
+                fits=self._label_fits,
             )
             self._joins[partition] = join
         return join
@@ -364,6 +370,20 @@ class Monitor:
         monitor.last_arrival, monitor.event_clock, monitor.last_event_time = clocks[:3]
         monitor._ticked_at = clocks[3]
         return monitor
+
+
+class LabelFits:
+    """Whether a label's value fits its prediction's model: a number for regression, one of
+    a binary model's two classes (when it names them). A class, so a join pickles."""
+
+    def __init__(self, classes: Mapping[str, tuple[str, str] | None]) -> None:
+        self._classes = dict(classes)
+
+    def __call__(self, prediction: Prediction, label: Label) -> bool:
+        classes = self._classes.get(prediction.model)
+        if classes is not None:
+            return label.value in classes
+        return label_fits(prediction, label)
 
 
 def _step(clock: float, every: float) -> float:

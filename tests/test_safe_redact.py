@@ -115,7 +115,7 @@ def test_check_config_prints_no_secret(tmp_path: Path) -> None:
     config = {"models": {"fraud": {"task": "binary"}}, "alerts": {"sinks": sinks}}
     path.write_text(yaml.safe_dump(config))
     done = subprocess.run(
-        [sys.executable, "-m", "predwatch.cli", "check-config", str(path)],
+        [sys.executable, "-m", "predwatch.cli", "check-config", "--config", str(path)],
         capture_output=True,
         text=True,
         check=False,

@@ -3,8 +3,11 @@
 Both topics must have the same partition count and be keyed by prediction id
 (co-partitioned); the range assignor then gives partition N of both topics to
 the same member, so each partition's join is local. Each poll is split by
-partition number and handed to the monitor; offsets are committed only after
-the monitor has processed the batch (at least once).
+partition number, decoded with the wall clock as the processing clock (the
+``limits`` window of event times) and handed to the monitor; a message the
+monitor fails on is isolated (``predwatch.consumer.isolation``), counted and
+dead-lettered. A partition's offsets are committed only after its messages
+have been processed (at least once).
 
 A broker that cannot be reached is retried with backoff, said once per change
 of state, and shown on ``/readyz``; the loop never spins and never crashes on
@@ -34,6 +37,7 @@ from kafka.structs import OffsetAndMetadata
 from predwatch.config import Settings
 from predwatch.consumer.client import consumer_settings
 from predwatch.consumer.dead_letters import DeadLetters
+from predwatch.consumer.isolation import process_raw
 from predwatch.consumer.reachability import Reachability, open_connections
 from predwatch.exporter.health import Health
 from predwatch.monitor import Monitor
@@ -222,10 +226,12 @@ class KafkaSource:
             self._say(self._consuming(), True, logging.INFO)
 
     def _process(self, records: dict[TopicPartition, list[Any]], now: float) -> None:
+        """Process a poll partition by partition, isolating any message that fails; a
+        partition's offsets count as processed only once its messages are."""
         predictions_topic = self._kafka.predictions_topic
-        batches: dict[int, tuple[list[Raw], list[Raw]]] = {}
+        batches: dict[int, tuple[list[Raw], list[Raw], list[TopicPartition]]] = {}
         for tp, messages in records.items():
-            batch = batches.setdefault(tp.partition, ([], []))
+            batch = batches.setdefault(tp.partition, ([], [], []))
             target = batch[0] if tp.topic == predictions_topic else batch[1]
             target.extend(
                 Raw(
@@ -235,13 +241,15 @@ class KafkaSource:
                 )
                 for m in messages
             )
-            self._processed[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+            batch[2].append(tp)
         with self._lock:
             for partition in sorted(batches):
-                predictions, labels = batches[partition]
-                changes = self._monitor.process(partition, predictions, labels, now)
+                predictions, labels, partitions = batches[partition]
+                changes = process_raw(self._monitor, partition, predictions, labels, now)
                 if changes.invalid and self._dead_letters is not None:
                     self._dead_letters.send(changes.invalid)
+                for tp in partitions:
+                    self._processed[tp] = OffsetAndMetadata(records[tp][-1].offset + 1, "", -1)
 
     def commit(self) -> None:
         """Commit the offsets of everything the monitor has processed."""
