@@ -140,6 +140,8 @@ class MetricSettings(_Section):
     windows: list[WindowSettings] = Field(default_factory=_default_windows)
     tags: list[str] = Field(default_factory=list)
     max_tag_values: int = Field(default=20, gt=0)
+    max_versions: int = Field(default=20, gt=0)  # per model; further versions count as "other"
+    max_classes: int = Field(default=50, gt=1)  # per model; further classes count as "other"
 
     @model_validator(mode="after")
     def _unique_windows(self) -> MetricSettings:

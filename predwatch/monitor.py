@@ -42,6 +42,7 @@ from predwatch.drift.profile import ReferenceProfile
 from predwatch.events import Decoder
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
+from predwatch.pipeline.cardinality import VersionCap
 from predwatch.pipeline.counts import OUTCOMES, CountsStage, JoinCounts, ModelCounts
 from predwatch.pipeline.delays import DelayStage
 from predwatch.pipeline.diagnostics import DiagnosticsStage
@@ -78,6 +79,7 @@ class Monitor:
         self.settings = settings
         self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
+        self._versions = VersionCap(settings.metrics.max_versions)
         self._label_fits = LabelFits({name: m.classes for name, m in settings.models.items()})
         self._counts = CountsStage()
         self._quality = QualityStage(settings)
@@ -156,6 +158,7 @@ class Monitor:
         now: float,
     ) -> Changes:
         """As ``process``, for messages a source has already decoded (see ``Decoder``)."""
+        predictions = self._versions.apply(predictions)
         if predictions or labels or invalid:
             self.last_arrival = max(self.last_arrival, now)
         if predictions:
@@ -295,6 +298,8 @@ class Monitor:
             if mark is not None and math.isfinite(mark):
                 builder.watermarks[partition] = mark
         builder.last_event_time = self.last_event_time
+        for model, count in sorted(self._versions.folded.items()):
+            builder.add("predwatch_folded_values_total", (model, "version"), count)
         for value in extra:
             builder.add(value.metric, value.labels, value.value, value.samples)
         return builder.build()
@@ -342,6 +347,7 @@ class Monitor:
         """
         state = {
             "joins": self._joins,
+            "versions": self._versions,
             "stages": {stage.name: stage.state() for stage in self.stages},
             "alerts": self.alerts,
             "alert_log": self.alert_log,
@@ -361,6 +367,7 @@ class Monitor:
             )
         monitor = cls(settings, profiles)
         monitor._joins = state["joins"]
+        monitor._versions = state["versions"]
         for stage in monitor.stages:
             stage.load_state(state["stages"][stage.name])
         monitor.alerts = state["alerts"]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -59,6 +60,7 @@ class ModelMetrics:
         if model.task == "binary":
             self._classes[model.positive_label] = POSITIVE
         self._tag_values: dict[str, set[str]] = {tag: set() for tag in settings.tags}
+        self.folded: Counter[str] = Counter()  # values past a cap, by kind
         self._scopes: dict[ScopeKey, Scope] = {}
 
     @property
@@ -81,6 +83,9 @@ class ModelMetrics:
     def _class_index(self, key: str) -> int:
         index = self._classes.get(key)
         if index is None:
+            if len(self._classes) >= self._settings.max_classes - 1 and key != OTHER:
+                self.folded["class"] += 1  # past the cap: one "other" class for the rest
+                return self._class_index(OTHER)
             taken = set(self._classes.values())
             index = next(i for i in range(len(taken) + 1) if i not in taken)
             self._classes[key] = index
@@ -176,6 +181,7 @@ class ModelMetrics:
         if len(seen) < self._settings.max_tag_values:
             seen.add(value)
             return value
+        self.folded["tag_value"] += 1
         return OTHER
 
     def _add(self, key: ScopeKey, columns: Columns, clock: float) -> None:

@@ -17,7 +17,6 @@ have caps of their own (``metrics.max_classes``, ``metrics.max_tag_values``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 
 from predwatch.records import Prediction
 
@@ -33,7 +32,7 @@ class VersionCap:
         self._count: Counter[str] = Counter()  # versions kept per model
         self.folded: Counter[str] = Counter()  # predictions folded per model
 
-    def apply(self, predictions: Sequence[Prediction]) -> Sequence[Prediction]:
+    def apply(self, predictions: list[Prediction]) -> list[Prediction]:
         """The predictions, those of versions past the cap under ``other`` (the same list when
         every version is already known, as nearly always)."""
         known = self._known
@@ -50,4 +49,5 @@ class VersionCap:
             self._count[prediction.model] += 1
             return prediction
         self.folded[prediction.model] += 1
+        self._known.add((prediction.model, OTHER))
         return prediction._replace(version=OTHER)
