@@ -158,7 +158,7 @@ def _start_load(url: str, scrapers: int, max_requests: int) -> subprocess.Popen[
 def run_service(
     bootstrap: str, expected: int, labels: int, scrapers: int, max_requests: int
 ) -> dict[str, Any]:
-    from predwatch.cli import tune_gc
+    from predwatch.commands.common import tune_gc
     from predwatch.consumer.kafka import KafkaSource
     from predwatch.service import Service
 
