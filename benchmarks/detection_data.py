@@ -91,7 +91,8 @@ def run(n: int, seed: int, change: Change | None, every: int) -> tuple[list[int]
         batch, _ = decoder.predictions(Raw(msgspec.json.encode(m)) for m in chunk)
         clock = max(clock, max(p.timestamp for p in batch))
         began = time.perf_counter()
-        drift.observe(batch, clock)
+        for version in sorted({p.version for p in batch}):  # as the monitor feeds it
+            drift.observe(version, [p for p in batch if p.version == version], clock)
         spent += time.perf_counter() - began
         now = {
             (version, window, column)

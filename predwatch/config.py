@@ -37,6 +37,8 @@ from predwatch.alerts.settings import AlertSettings, check_alerts
 from predwatch.diagnostics.settings import DiagnosticsSettings
 from predwatch.drift.settings import DriftSettings
 from predwatch.durations import Duration
+from predwatch.limits import LimitsSettings
+from predwatch.redact import MASK, redact
 
 Task = Literal["binary", "multiclass", "regression"]
 ENV_PREFIX = "PREDWATCH_"
@@ -56,6 +58,10 @@ def class_key(value: object) -> str:
     return str(value)
 
 
+def _optional_class_key(value: object) -> str | None:
+    return None if value is None else class_key(value)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,6 +71,19 @@ class ModelSettings(_Section):
 
     task: Task
     positive_label: Annotated[str, BeforeValidator(class_key)] = "1"
+    # A binary model's other class; a label that is neither is invalid. "0" by default when
+    # the positive class is "1"; with no negative class, any other class counts as negative.
+    negative_label: Annotated[str | None, BeforeValidator(_optional_class_key)] = None
+
+    @property
+    def classes(self) -> tuple[str, str] | None:
+        """A binary model's two classes, positive first; None when any class is accepted."""
+        if self.task != "binary":
+            return None
+        negative = self.negative_label
+        if negative is None and self.positive_label == "1":
+            negative = "0"
+        return None if negative is None else (self.positive_label, negative)
 
 
 class JoinSettings(_Section):
@@ -121,6 +140,8 @@ class MetricSettings(_Section):
     windows: list[WindowSettings] = Field(default_factory=_default_windows)
     tags: list[str] = Field(default_factory=list)
     max_tag_values: int = Field(default=20, gt=0)
+    max_versions: int = Field(default=20, gt=0)  # per model; further versions count as "other"
+    max_classes: int = Field(default=50, gt=1)  # per model; further classes count as "other"
 
     @model_validator(mode="after")
     def _unique_windows(self) -> MetricSettings:
@@ -200,6 +221,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -351,6 +373,12 @@ def _is_json(text: str) -> bool:
 
 
 def _describe(error: Any) -> str:
+    """One "key.path: sentence" for a pydantic error, with every secret in it masked.
+
+    A message may quote the value given (e.g. a bad URL, with its password and
+    token); at a secret key (a password, a secret, a header) any quote of the
+    value is masked whole, and every URL's credentials, path and query anywhere.
+    """
     path = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "literal_error":
@@ -365,4 +393,17 @@ def _describe(error: Any) -> str:
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
-    return f"{path}: {message}"
+        given = error.get("input")
+        if _secret_key(error["loc"]) and isinstance(given, str | int | float):
+            if len(str(given)) < 4 and str(given) in message:  # too short to mask alone
+                message = "is not valid (the value is not shown: this key holds a secret)"
+            message = message.replace(str(given), MASK)
+    return f"{path}: {redact(message)}"
+
+
+_SECRET_PARTS = ("password", "secret", "token", "headers", "key")
+
+
+def _secret_key(loc: tuple[Any, ...]) -> bool:
+    """Whether a key path names a secret (``kafka.ssl_password``, ``webhooks.0.headers.X``)."""
+    return any(part in str(name).lower() for name in loc for part in _SECRET_PARTS)

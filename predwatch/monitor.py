@@ -42,6 +42,7 @@ from predwatch.drift.profile import ReferenceProfile
 from predwatch.events import Decoder
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
+from predwatch.pipeline.cardinality import VersionCap
 from predwatch.pipeline.counts import OUTCOMES, CountsStage, JoinCounts, ModelCounts
 from predwatch.pipeline.delays import DelayStage
 from predwatch.pipeline.diagnostics import DiagnosticsStage
@@ -50,7 +51,7 @@ from predwatch.pipeline.quality import QualityStage
 from predwatch.pipeline.stage import Stage
 from predwatch.records import Invalid, Label, Prediction, Raw
 from predwatch.report import Report, Value
-from predwatch.windowing.join import JoinResult, PartitionJoin
+from predwatch.windowing.join import JoinResult, PartitionJoin, label_fits
 
 __all__ = ["Changes", "JoinCounts", "ModelCounts", "Monitor"]
 
@@ -78,6 +79,8 @@ class Monitor:
         self.settings = settings
         self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
+        self._versions = VersionCap(settings.metrics.max_versions)
+        self._label_fits = LabelFits({name: m.classes for name, m in settings.models.items()})
         self._counts = CountsStage()
         self._quality = QualityStage(settings)
         self._drift = DriftStage(settings, profiles)
@@ -155,6 +158,7 @@ class Monitor:
         now: float,
     ) -> Changes:
         """As ``process``, for messages a source has already decoded (see ``Decoder``)."""
+        predictions = self._versions.apply(predictions)
         if predictions or labels or invalid:
             self.last_arrival = max(self.last_arrival, now)
         if predictions:
@@ -179,7 +183,12 @@ class Monitor:
         if join is None:
             j = self.settings.join
             join = PartitionJoin(
-                j.label_timeout, j.grace, j.idle_timeout, j.expired_id_memory, created=now
+                j.label_timeout,
+                j.grace,
+                j.idle_timeout,
+                j.expired_id_memory,
+                created=now,
+                fits=self._label_fits,
             )
             self._joins[partition] = join
         return join
@@ -289,6 +298,8 @@ class Monitor:
             if mark is not None and math.isfinite(mark):
                 builder.watermarks[partition] = mark
         builder.last_event_time = self.last_event_time
+        for model, count in sorted(self._versions.folded.items()):
+            builder.add("predwatch_folded_values_total", (model, "version"), count)
         for value in extra:
             builder.add(value.metric, value.labels, value.value, value.samples)
         return builder.build()
@@ -336,6 +347,7 @@ class Monitor:
         """
         state = {
             "joins": self._joins,
+            "versions": self._versions,
             "stages": {stage.name: stage.state() for stage in self.stages},
             "alerts": self.alerts,
             "alert_log": self.alert_log,
@@ -355,6 +367,7 @@ class Monitor:
             )
         monitor = cls(settings, profiles)
         monitor._joins = state["joins"]
+        monitor._versions = state["versions"]
         for stage in monitor.stages:
             stage.load_state(state["stages"][stage.name])
         monitor.alerts = state["alerts"]
@@ -364,6 +377,20 @@ class Monitor:
         monitor.last_arrival, monitor.event_clock, monitor.last_event_time = clocks[:3]
         monitor._ticked_at = clocks[3]
         return monitor
+
+
+class LabelFits:
+    """Whether a label's value fits its prediction's model: a number for regression, one of
+    a binary model's two classes (when it names them). A class, so a join pickles."""
+
+    def __init__(self, classes: Mapping[str, tuple[str, str] | None]) -> None:
+        self._classes = dict(classes)
+
+    def __call__(self, prediction: Prediction, label: Label) -> bool:
+        classes = self._classes.get(prediction.model)
+        if classes is not None:
+            return label.value in classes
+        return label_fits(prediction, label)
 
 
 def _step(clock: float, every: float) -> float:

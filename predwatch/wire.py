@@ -2,9 +2,12 @@
 
 A message the fast path accepts decodes to exactly the record the checked
 path in ``predwatch.events`` would give; anything unusual (a wrong type, a
-naive timestamp, ``true`` as a class, NaN, not JSON at all) makes it answer
-None, and the checked path then decodes the message or names the reason it
-cannot. Features are kept as raw JSON until something needs them.
+naive timestamp, ``true`` as a class, NaN, a value over a limit, not JSON at
+all) makes it answer None, and the checked path then decodes the message or
+names the reason it cannot. The input limits are part of the structs' types
+(``msgspec.Meta``), so checking them costs almost nothing here. Features are
+kept as raw JSON until something needs them, once they are known to hold
+only scalars within the limits.
 
 >>> from predwatch.config import Settings
 >>> fast = FastDecoder(Settings.model_validate({"models": {"fraud": {"task": "binary"}}}))
@@ -16,32 +19,69 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from predwatch.config import FieldNames, Settings, class_key
+from predwatch.limits import LimitsSettings
 from predwatch.records import UNVERSIONED, Label, Prediction, Raw
+from predwatch.screening import shallow
 
 _NULL = msgspec.Raw(b"null")
+_DECLINED = (msgspec.MsgspecError, TypeError, RecursionError)
 
 
-def _structs(fields: FieldNames) -> tuple[type, type]:
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _types(limits: LimitsSettings) -> dict[str, Any]:
+    """The wire types of each field, with the limits as constraints."""
+    bound = limits.max_abs_number
+    whole = min(math.floor(bound), 2**63 - 1)  # msgspec's integers are 64-bit
+    text = Annotated[str, msgspec.Meta(max_length=limits.max_string_length)]
+    integer = Annotated[int, msgspec.Meta(ge=-whole, le=whole)]
+    number = Annotated[float, msgspec.Meta(ge=-bound, le=bound)]
+    value = text | integer | number
+    scalar = None | bool | integer | number | text
+    return {
+        "id": Annotated[str, msgspec.Meta(max_length=limits.max_id_length)] | int,
+        "value": value,
+        "version": text | integer | None,
+        "timestamp": datetime | float | None,
+        "score": Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None,
+        "probabilities": Annotated[
+            dict[text, Annotated[float, msgspec.Meta(ge=0.0, le=bound)]],
+            msgspec.Meta(min_length=1, max_length=limits.max_classes),
+        ]
+        | None,
+        "tags": Annotated[dict[text, text], msgspec.Meta(max_length=limits.max_tags)] | None,
+        "features": Annotated[dict[text, scalar], msgspec.Meta(max_length=limits.max_features)],
+    }
+
+
+def _structs(fields: FieldNames, types: dict[str, Any]) -> tuple[type, type]:
     """Wire structs whose attributes carry the configured field names."""
     prediction = msgspec.defstruct(
         "WirePrediction",
         [
-            ("prediction_id", str | int),
+            ("prediction_id", types["id"]),
             ("model", str),
-            ("prediction", str | int | float),
-            ("model_version", str | int | None, None),
-            ("timestamp", datetime | float | None, None),
+            ("prediction", types["value"]),
+            ("model_version", types["version"], None),
+            ("timestamp", types["timestamp"], None),
             ("features", msgspec.Raw, _NULL),
-            ("score", float | None, None),
-            ("probabilities", dict[str, float] | None, None),
-            ("tags", dict[str, str] | None, None),
+            ("score", types["score"], None),
+            ("probabilities", types["probabilities"], None),
+            ("tags", types["tags"], None),
         ],
         rename={
             name: getattr(fields, name)
@@ -62,9 +102,9 @@ def _structs(fields: FieldNames) -> tuple[type, type]:
     label = msgspec.defstruct(
         "WireLabel",
         [
-            ("prediction_id", str | int),
-            ("label", str | int | float),
-            ("timestamp", datetime | float | None, None),
+            ("prediction_id", types["id"]),
+            ("label", types["value"]),
+            ("timestamp", types["timestamp"], None),
         ],
         rename={
             "prediction_id": fields.prediction_id,
@@ -77,19 +117,27 @@ def _structs(fields: FieldNames) -> tuple[type, type]:
 
 
 class FastDecoder:
-    """Decodes well-formed messages quickly; answers None for anything else."""
+    """Decodes well-formed messages within the limits quickly; answers None for anything else."""
 
     def __init__(self, settings: Settings) -> None:
-        prediction, label = _structs(settings.fields)
+        limits = settings.limits
+        types = _types(limits)
+        prediction, label = _structs(settings.fields, types)
         self._prediction: Callable[[bytes], Any] = msgspec.json.Decoder(prediction).decode
         self._label: Callable[[bytes], Any] = msgspec.json.Decoder(label).decode
+        self._features: Callable[[Any], Any] = msgspec.json.Decoder(types["features"]).decode
         self._regression = {
             name: model.task == "regression" for name, model in settings.models.items()
         }
+        self._limits = limits
+        self._max_bytes = limits.max_message_bytes
+        self._max_depth = limits.max_depth
+        self._max_id = limits.max_id_length
+        self._max_text = limits.max_string_length
 
     def prediction(self, raw: Raw) -> Prediction | None:
-        wire: Any = _parse(self._prediction, raw)
-        key = _key(wire)
+        wire: Any = self._parse(self._prediction, raw)
+        key = self._key(wire)
         if key is None:
             return None
         regression = self._regression.get(wire.model)
@@ -100,9 +148,11 @@ class FastDecoder:
             version = UNVERSIONED
         elif type(version) is not str:
             version = str(version)
+            if len(version) > self._max_text:
+                return None
         elif not version:
             return None
-        timestamp = _seconds(wire.timestamp, raw)
+        timestamp = self._seconds(wire.timestamp, raw)
         if timestamp is None:
             return None
         predicted = wire.prediction
@@ -114,15 +164,8 @@ class FastDecoder:
             predicted = str(predicted)
         elif type(predicted) is not str:
             predicted = class_key(predicted)
-        score = wire.score
-        if score is not None and not 0.0 <= score <= 1.0:
-            return None
         probabilities = wire.probabilities
-        if probabilities is not None and (
-            not probabilities
-            or min(probabilities.values()) < 0.0
-            or sum(probabilities.values()) <= 0.0
-        ):
+        if probabilities is not None and sum(probabilities.values()) <= 0.0:
             return None
         features = wire.features
         first = memoryview(features)[0]
@@ -130,24 +173,29 @@ class FastDecoder:
             features = {}
         elif first != 123:  # not b"{": not an object
             return None
+        else:
+            try:
+                self._features(features)  # within the limits, scalars only
+            except _DECLINED:
+                return None
         return Prediction(
             key,
             wire.model,
             version,
             timestamp,
             predicted,
-            score,
+            wire.score,
             probabilities,
             features,
             wire.tags or {},
         )
 
     def label(self, raw: Raw) -> Label | None:
-        wire: Any = _parse(self._label, raw)
-        key = _key(wire)
+        wire: Any = self._parse(self._label, raw)
+        key = self._key(wire)
         if key is None:
             return None
-        timestamp = _seconds(wire.timestamp, raw)
+        timestamp = self._seconds(wire.timestamp, raw)
         if timestamp is None:
             return None
         label = wire.label
@@ -157,33 +205,45 @@ class FastDecoder:
             return Label(key, timestamp, str(label), float(label))
         return Label(key, timestamp, class_key(label), float(label))
 
+    def _parse(self, decode: Callable[[bytes], Any], raw: Raw) -> Any:
+        """The wire struct of a message, or None where msgspec declines it or it is too large or
+        could nest too deeply (the checked path then names the reason)."""
+        value = raw.value
+        if type(value) is not bytes:
+            if not isinstance(value, str):
+                return None
+            value = value.encode("utf-8", "surrogatepass")
+        if len(value) > self._max_bytes or not shallow(value, self._max_depth):
+            return None
+        if not value.isascii() and not _utf8(value):
+            return None  # msgspec skips unknown fields without checking their UTF-8
+        try:
+            return decode(value)
+        except _DECLINED:
+            return None
 
-def _parse(decode: Callable[[bytes], Any], raw: Raw) -> Any:
-    """The wire struct of a message, or None where msgspec declines it."""
-    value = raw.value
-    try:
-        return decode(value.encode() if isinstance(value, str) else value)
-    except (msgspec.MsgspecError, TypeError):
-        return None
+    def _key(self, wire: Any) -> str | None:
+        """The prediction id as text; None without a usable one (or without a struct)."""
+        if wire is None:
+            return None
+        key = wire.prediction_id
+        if type(key) is not str:
+            key = str(key)
+            return key if len(key) <= self._max_id else None
+        return key or None
 
-
-def _key(wire: Any) -> str | None:
-    """The prediction id as text; None without a usable one (or without a struct)."""
-    if wire is None:
-        return None
-    key = wire.prediction_id
-    if type(key) is not str:
-        return str(key)
-    return key or None
-
-
-def _seconds(stamp: datetime | float | None, raw: Raw) -> float | None:
-    """Epoch seconds of a message's time, the transport's when it has none; None when its
-    time is ambiguous."""
-    if stamp is None:
-        return raw.timestamp
-    if not isinstance(stamp, datetime):
-        return stamp
-    if stamp.tzinfo is None:
-        return None  # ambiguous: the checked path names the reason
-    return stamp.timestamp()
+    def _seconds(self, stamp: datetime | float | None, raw: Raw) -> float | None:
+        """Epoch seconds of a message's time, the transport's when it has none; None when it
+        is unusable (the checked path then names the reason)."""
+        if type(stamp) is float:
+            seconds = stamp
+        elif stamp is None:
+            if raw.timestamp is None:
+                return None
+            seconds = raw.timestamp
+        elif stamp.tzinfo is None:  # type: ignore[union-attr]
+            return None  # ambiguous
+        else:
+            seconds = stamp.timestamp()  # type: ignore[union-attr]
+        limits = self._limits
+        return seconds if limits.min_timestamp <= seconds <= limits.max_timestamp else None

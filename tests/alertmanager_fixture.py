@@ -8,6 +8,7 @@ test. ``WebhookReceiver`` is a local HTTP server that records what it is POSTed.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -65,17 +66,50 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.05)
 
 
-class Alertmanager:
-    """One ``prometheus-alertmanager`` process (a context manager); ``url`` is its base URL."""
+@dataclass(frozen=True)
+class BasicAuth:
+    """A user Alertmanager's web server demands; ``bcrypt`` is the hash of ``password``."""
 
-    def __init__(self, webhook_url: str, workdir: Path, startup_timeout: float = 20.0) -> None:
+    user: str
+    password: str
+    bcrypt: str
+
+    def header(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+
+class Alertmanager:
+    """One ``prometheus-alertmanager`` process (a context manager); ``url`` is its base URL.
+
+    With ``basic_auth``, its API answers only requests that carry that user and password.
+    """
+
+    def __init__(
+        self,
+        webhook_url: str,
+        workdir: Path,
+        startup_timeout: float = 20.0,
+        basic_auth: BasicAuth | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.workdir = workdir
         self.startup_timeout = startup_timeout
+        self.basic_auth = basic_auth
         (workdir / "alertmanager.yml").write_text(CONFIG.format(webhook_url=webhook_url))
+        self._args: list[str] = []
+        if basic_auth is not None:
+            web = workdir / "web.yml"
+            web.write_text(f"basic_auth_users:\n  {basic_auth.user}: '{basic_auth.bcrypt}'\n")
+            self._args.append(f"--web.config.file={web}")
         self._log_path = workdir / "alertmanager.log"
         self._process: subprocess.Popen[bytes] | None = None
+
+    def _get(self, path: str) -> Any:
+        headers = self.basic_auth.header() if self.basic_auth is not None else {}
+        request = urllib.request.Request(f"{self.url}{path}", headers=headers)
+        return urllib.request.urlopen(request, timeout=5)
 
     def __enter__(self) -> Alertmanager:
         binary = shutil.which(BINARY)
@@ -89,6 +123,7 @@ class Alertmanager:
                 f"--web.listen-address={HOST}:{self.port}",
                 "--cluster.listen-address=",
                 f"--web.external-url={self.url}",
+                *self._args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -108,7 +143,7 @@ class Alertmanager:
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+            with self._get("/-/ready") as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -127,14 +162,15 @@ class Alertmanager:
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts`` (active, unresolved alerts), filtered by label equality."""
         query = "&".join("filter=" + urllib.parse.quote(f'{k}="{v}"') for k, v in filters.items())
-        with urllib.request.urlopen(f"{self.url}/api/v2/alerts?{query}", timeout=5) as response:
+        with self._get(f"/api/v2/alerts?{query}") as response:
             result: list[dict[str, Any]] = json.load(response)
             return result
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[Callable[[str], Alertmanager]]:
-    """Start an Alertmanager whose every alert goes to ``webhook_url``: ``alertmanager(url)``.
+def alertmanager(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]]:
+    """Start an Alertmanager whose every alert goes to ``webhook_url``: ``alertmanager(url)``
+    (``alertmanager(url, basic_auth=BasicAuth(...))`` for one that demands a password).
 
     Skips (fails in CI) when ``prometheus-alertmanager`` is not installed.
     """
@@ -144,9 +180,9 @@ def alertmanager(tmp_path: Path) -> Iterator[Callable[[str], Alertmanager]]:
         require_binary(BINARY, "Debian's 'prometheus-alertmanager' package")
     started: list[Alertmanager] = []
 
-    def start(webhook_url: str) -> Alertmanager:
+    def start(webhook_url: str, basic_auth: BasicAuth | None = None) -> Alertmanager:
         workdir = Path(tempfile.mkdtemp(prefix="am-", dir=tmp_path))
-        instance = Alertmanager(webhook_url, workdir).__enter__()
+        instance = Alertmanager(webhook_url, workdir, basic_auth=basic_auth).__enter__()
         started.append(instance)
         return instance
 

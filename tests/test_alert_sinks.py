@@ -13,15 +13,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from alertmanager_fixture import WebhookReceiver, free_port, wait_for
+from alertmanager_fixture import Alertmanager, BasicAuth, WebhookReceiver, free_port, wait_for
+
+# The fixture, by name (the explicit re-export keeps linters from calling it unused).
+from alertmanager_fixture import alertmanager as alertmanager
 from pydantic import ValidationError
 
+from predwatch.alerts.sinks.alertmanager import AlertmanagerSink
 from predwatch.alerts.sinks.build import build_sinks
 from predwatch.alerts.sinks.delivery import Backoff, DeliveryError, Sink
 from predwatch.alerts.sinks.log import LogSink
 from predwatch.alerts.sinks.notification import Notification
 from predwatch.alerts.sinks.notifier import Notifier
-from predwatch.alerts.sinks.settings import SinkSettings, WebhookSinkSettings
+from predwatch.alerts.sinks.settings import (
+    AlertmanagerSinkSettings,
+    SinkSettings,
+    WebhookSinkSettings,
+)
 from predwatch.alerts.sinks.transport import post_json
 from predwatch.alerts.sinks.webhook import WebhookSink
 from predwatch.config import KafkaSettings
@@ -160,7 +168,8 @@ def test_slack_format_is_a_readable_summary_without_signature() -> None:
     assert body["text"] == "[FIRING:1] AccuracyLow"
     texts = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"]
     assert texts[0] == "*[FIRING:1] AccuracyLow*"
-    assert "*fraud v3*: Accuracy of fraud v3 is 0.8 (< 0.9)" in texts[1]
+    # Slack reads "<" as the start of a link or a mention: it is sent escaped.
+    assert "*fraud v3*: Accuracy of fraud v3 is 0.8 (&lt; 0.9)" in texts[1]
     assert "window 1h · severity page · value 0.8" in texts[1]
     assert "<http://pw/status?model=fraud|status>" in texts[1]
     assert texts[2].startswith("✅ *churn v3*")
@@ -402,3 +411,104 @@ def test_kafka_sink_writes_json_events_keyed_by_fingerprint(
     counts = totals(notifier, "kafka")
     assert counts["delivered"] + counts["superseded"] == 2
     assert counts["delivered"] == len(events)
+
+
+# --- values from events, made safe in every sink ----------------------------------------------
+
+HOSTILE_VERSION = "<!channel> <https://evil.example/login|Sign in> \ud800\n"
+
+
+def hostile_note(fingerprint: str = "h", starts_at: float = 1_800_000_000.0) -> Notification:
+    base = note(fingerprint, summary=f"Accuracy of fraud {HOSTILE_VERSION} is 0.8 (< 0.9)")
+    labels = base.labels | {"version": HOSTILE_VERSION}
+    return Notification(
+        base.fingerprint,
+        base.status,
+        labels,
+        base.annotations,
+        starts_at,
+        None,
+        base.generator_url,
+        base.value,
+    )
+
+
+def test_slack_text_from_events_neither_pings_nor_links() -> None:
+    with WebhookReceiver() as hook:
+        notifier = Notifier([WebhookSink(WebhookSinkSettings(url=hook.url, format="slack"))])
+        notifier.notify([hostile_note()])
+        wait_for(lambda: hook.requests, 5, "the Slack request")
+        notifier.close(5)
+    body = hook.requests[0].body.decode()  # as Slack reads it: valid UTF-8 JSON
+    texts = [b["text"]["text"] for b in json.loads(body)["blocks"]]
+    line = texts[1]
+    assert "<!channel>" not in line and "<https://evil" not in line
+    assert "&lt;!channel&gt; &lt;https://evil.example/login|Sign in&gt;" in line
+    # The only link left is predwatch's own status page.
+    assert line.count("<") == 1 and "<http://pw/status?model=fraud|status>" in line
+
+
+def test_a_lone_surrogate_in_a_label_is_delivered_not_retried_forever() -> None:
+    with WebhookReceiver() as hook:
+        notifier = Notifier([WebhookSink(WebhookSinkSettings(url=hook.url))], backoff=FAST)
+        notifier.notify([hostile_note()])
+        wait_for(lambda: hook.requests, 5, "the webhook request")
+        notifier.close(5)
+    assert totals(notifier, "webhook")["delivered"] == 1
+    [alert] = hook.requests[0].json()["alerts"]
+    version = alert["labels"]["version"]
+    assert "\n" not in version and "\ufffd" in version
+    assert alert["annotations"]["summary"].startswith("Accuracy of fraud <!channel>")
+
+
+def test_log_sink_keeps_one_line_per_hostile_notification(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="predwatch.alerts")
+    LogSink().send([hostile_note()])
+    [record] = [r for r in caplog.records if r.name == "predwatch.alerts"]
+    message = record.getMessage()
+    assert "\n" not in message
+    message.encode("utf-8")  # a log handler writing UTF-8 would fail on a lone surrogate
+
+
+def test_kafka_event_of_a_hostile_notification_is_valid_json() -> None:
+    from predwatch.alerts.sinks.notification import as_event
+    from predwatch.alerts.sinks.transport import encode
+
+    event = json.loads(encode(as_event(hostile_note())))
+    assert "\n" not in event["labels"]["version"]
+
+
+# --- URL credentials against a real Alertmanager ------------------------------------------------
+
+# bcrypt of "am-s3cret" (cost 4), made with Python's crypt module; Alertmanager checks it.
+AM_AUTH = BasicAuth(
+    "ops", "am-s3cret", "$2b$04$K.db3LGUz7nTx7H7mu/s2OfI8Oa9zoa.x8O955QGn2PeymM4jr5l2"
+)
+
+
+def test_alertmanager_url_credentials_are_sent_as_basic_auth(
+    alertmanager: Callable[..., Alertmanager], caplog: pytest.LogCaptureFixture
+) -> None:
+    with WebhookReceiver() as hook:
+        am = alertmanager(hook.url, basic_auth=AM_AUTH)
+        host = am.url.removeprefix("http://")
+        good = AlertmanagerSinkSettings(url=f"http://ops:am-s3cret@{host}", timeout=5)
+        wrong = AlertmanagerSinkSettings(url=f"http://ops:not-it@{host}", timeout=5, name="bad")
+        notifier = Notifier(
+            [AlertmanagerSink(good), AlertmanagerSink(wrong)], backoff=Backoff(0.05, 0.5)
+        )
+        notifier.notify([hostile_note("fp-auth", starts_at=time.time() - 60)])
+        wait_for(lambda: am.alerts(alertname="AccuracyLow"), 10, "the alert in Alertmanager")
+        wait_for(lambda: totals(notifier, "bad")["dropped"] == 1, 10, "the refused request")
+        notifier.close(5)
+    [alert] = am.alerts(alertname="AccuracyLow")
+    version = alert["labels"]["version"]
+    assert version.startswith("<!channel>") and "\ufffd" in version and "\n" not in version
+    assert totals(notifier, "alertmanager")["delivered"] == 1
+    # The wrong password is refused (401, not retried) and named nowhere in the log.
+    assert any("401" in r.getMessage() for r in caplog.records)
+    assert not any(
+        "not-it" in r.getMessage() or "am-s3cret" in r.getMessage() for r in caplog.records
+    )

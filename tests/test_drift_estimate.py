@@ -9,13 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
+from predwatch.batches import Columns
 from predwatch.config import MetricSettings, ModelSettings, WindowSettings
 from predwatch.drift.calibration import (
     CalibrationStats,
     ModelCalibration,
     expected_calibration_error,
 )
-from predwatch.drift.estimate import ExpectedConfusion, PerformanceEstimator, to_fixed
+from predwatch.drift.estimate import (
+    ExpectedConfusion,
+    PerformanceEstimator,
+    outcome_columns,
+    to_fixed,
+)
 from predwatch.records import Label, Prediction
 
 BINARY = ModelSettings(task="binary")
@@ -57,6 +63,17 @@ def records(
     return predictions, labels
 
 
+def arriving(predictions: list[Prediction]) -> Columns:
+    return outcome_columns(predictions, "1")
+
+
+def matched(pairs: list[tuple[Prediction, Label]]) -> Columns:
+    """Matched pairs as the monitor gives them: with ``actual`` of the positive class."""
+    columns = outcome_columns([p for p, _ in pairs], "1")
+    columns["actual"] = np.array([label.value == "1" for _, label in pairs], bool)
+    return columns
+
+
 def realised(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": accuracy_score(actual, predicted),
@@ -90,10 +107,13 @@ def test_estimator_windows_compare_estimate_and_realised_like_sklearn() -> None:
     delay = 1_000  # labels of prediction i arrive with prediction i + delay
     for start in range(0, len(score) + delay, 500):
         clock = predictions[min(start + 499, len(score) - 1)].timestamp
-        estimator.on_predictions(predictions[start : start + 500], clock)
+        if arrived := predictions[start : start + 500]:
+            estimator.arrived("v1", arriving(arrived), clock)
         ended = range(max(0, start - delay), max(0, min(start + 500 - delay, len(score))))
-        estimator.on_matched([(predictions[i], labels[i]) for i in ended if labelled[i]], clock)
-        estimator.on_expired([predictions[i] for i in ended if not labelled[i]], clock)
+        estimator.resolved(
+            "v1", matched([(predictions[i], labels[i]) for i in ended if labelled[i]])
+        )
+        estimator.resolved("v1", arriving([predictions[i] for i in ended if not labelled[i]]))
         report = estimator.report(clock)["v1"]
         assert report["windows"]["1h"]["estimated"]["count"] <= 7200
     # The count window's evaluated pairs are the last 5000 labelled ones.
@@ -126,14 +146,14 @@ def test_pending_estimate_follows_the_predictions_still_waiting() -> None:
     estimator = PerformanceEstimator(BINARY, [])
     score, predicted, actual = calibrated(5, 10_000)
     predictions, labels = records(score, predicted, actual)
-    estimator.on_predictions(predictions, clock=10_000.0)
-    estimator.on_matched(list(zip(predictions[:6000], labels[:6000], strict=True)), 10_000.0)
+    estimator.arrived("v1", arriving(predictions), clock=10_000.0)
+    estimator.resolved("v1", matched(list(zip(predictions[:6000], labels[:6000], strict=True))))
     pending = estimator.report(10_000.0)["v1"]["pending"]
     check = ExpectedConfusion()
     check.add(predicted[6000:], to_fixed(score[6000:]))
     assert pending == check.metrics() and pending["count"] == 4000
     unscored = Prediction("x", "m", "v1", 1.0, "1", None, None, {}, {})
-    estimator.on_predictions([unscored], clock=10_000.0)
+    estimator.arrived("v1", arriving([unscored]), clock=10_000.0)
     assert estimator.report(10_000.0)["v1"]["unscored"] == 1
 
 
@@ -198,7 +218,7 @@ def test_model_calibration_per_window_and_small_for_a_calibrated_model() -> None
     )
     pairs = list(zip(predictions, labels, strict=True))
     for start in range(0, len(pairs), 1000):
-        calibration.update(pairs[start : start + 1000], clock=float(start + 999))
+        calibration.add("v1", matched(pairs[start : start + 1000]), clock=float(start + 999))
     report = calibration.report(clock=19_999.0)["v1"]
     assert report["cumulative"]["count"] == 20_000
     assert report["cumulative"]["ece"] < 0.02
@@ -216,3 +236,23 @@ def test_non_binary_models_are_refused() -> None:
         PerformanceEstimator(ModelSettings(task="regression"), [])
     with pytest.raises(ValueError, match="binary"):
         ModelCalibration(ModelSettings(task="multiclass"), MetricSettings())
+
+
+def test_reading_the_estimate_changes_nothing_it_reports_later() -> None:
+    windows = [WindowSettings(name="10m", duration=600.0)]  # buckets of 50 s
+    read, unread = PerformanceEstimator(BINARY, windows), PerformanceEstimator(BINARY, windows)
+    early, now, late = (
+        Prediction(str(i), "m", "v1", t, "1", 0.8, None, {}, {})
+        for i, t in enumerate((1000.0, 2000.0, 1100.0))
+    )
+    for estimator in (read, unread):
+        estimator.arrived("v1", arriving([early, now]), clock=2000.0)
+        estimator.resolved("v1", matched([(now, Label("1", 2001.0, "1", 1.0))]))
+        estimator.resolved("v1", matched([(early, Label("0", 2002.0, "1", 1.0))]))
+    read.report(2000.0)  # everything has ended: the evaluated span could move on to now
+    for estimator in (read, unread):  # ... but a prediction from 15 minutes ago arrives
+        estimator.arrived("v1", arriving([late]), clock=2000.0)
+    assert read.report(2000.0) == unread.report(2000.0)
+    evaluated = unread.report(2000.0)["v1"]["windows"]["10m"]["evaluated"]
+    # The span waits for the late prediction: it ends before its bucket (1100-1150 s).
+    assert (evaluated["start"], evaluated["end"], evaluated["labelled"]) == (500.0, 1100.0, 1)

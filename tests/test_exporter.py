@@ -30,6 +30,7 @@ from predwatch.exporter import (
     start_http_server,
 )
 from predwatch.monitor import Monitor
+from predwatch.pipeline.builder import ReportBuilder
 from predwatch.pipeline.quality import GAUGES, NOT_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -646,3 +647,21 @@ def test_segments_and_comparisons_match_the_figures(tmp_path: Path) -> None:
         )
         == comparison["p_value"]
     )
+
+
+def test_a_lone_surrogate_in_a_version_never_breaks_the_exposition() -> None:
+    builder = ReportBuilder(clock=0.0)
+    for version in ("v\ud800", "v\udfff", "v1"):
+        builder.add("predwatch_joined_total", ("fraud", version), 1)
+    report = builder.build()
+    registry = CollectorRegistry()
+    registry.register(ReportCollector(lambda: report))
+    text = generate_latest(registry).decode("utf-8")  # raised on a lone surrogate before
+    versions = [
+        sample.labels["version"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if family.name == "predwatch_joined"
+    ]
+    assert len(set(versions)) == 3 and "v1" in versions  # two bad versions stay apart
+    assert all("\ud800" not in v and "\udfff" not in v for v in versions)

@@ -661,7 +661,7 @@ class Pair:
 
 def _make_pairs(task: str, rng: np.random.Generator, n: int) -> list[Pair]:
     pairs = []
-    base = rng.uniform(0, 300)
+    base = rng.uniform(1000, 1300)  # epoch seconds: negative times are invalid
     for i in range(n):
         # Event time mostly rises, with some out-of-order pairs up to 200 s older.
         timestamp = float(round(base + 3.0 * i - rng.exponential(20) * (rng.random() < 0.3), 3))

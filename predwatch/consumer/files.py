@@ -10,6 +10,11 @@ Both files are cut at the same boundaries of event time, ``join.grace`` apart,
 and each slice is one batch for the monitor: expiry (decided at the end of a
 batch) then happens within one grace period of when it is due, whatever the
 size of the files.
+
+Decoding applies every input limit but the window around a processing clock,
+which a replay does not have. A slice the monitor fails on is processed again
+record by record (``predwatch.consumer.isolation``), so one bad record is
+counted as ``processing_error`` and the replay goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Generic, TypeVar
@@ -25,6 +31,7 @@ from typing import IO, Generic, TypeVar
 import numpy as np
 
 from predwatch.config import Settings
+from predwatch.consumer.isolation import process_isolated, record_units
 from predwatch.monitor import Monitor
 from predwatch.records import Invalid, Label, Prediction, Raw
 
@@ -50,20 +57,25 @@ class _File(Generic[Record]):
         if not lines:
             self.done = True
             return
-        # Decoding keeps order, so each record's and reject's position in the file is
-        # recovered by decoding line by line only where a reject interrupts the run.
+        # Decoding keeps order and each reject holds its own message, so the runs of records
+        # between rejects are recovered without decoding anything twice.
         raws = [Raw(line) for line in lines]
         decoded, rejected = self.decode(raws)
-        if not rejected:
-            self._arrive(decoded)
-            return
+        start = end = 0
+        pending = iter(rejected)
+        reject = next(pending, None)
         for raw in raws:
-            one, bad = self.decode([raw])
-            if one:
-                self._arrive(one)
-            else:
-                self.invalid.append(bad[0])
+            if reject is not None and raw is reject.raw:
+                if end > start:
+                    self._arrive(decoded[start:end])
+                    start = end
+                self.invalid.append(reject)
                 self.invalid_arrivals.append(self.latest)
+                reject = next(pending, None)
+            else:
+                end += 1
+        if end > start:
+            self._arrive(decoded[start:end])
 
     def _arrive(self, records: list[Record]) -> None:
         times = np.fromiter((r.timestamp for r in records), np.float64, len(records))
@@ -105,11 +117,12 @@ def replay(
             raise FileNotFoundError(f"{path}: no such file; give a JSON Lines file of events")
     monitor = monitor if monitor is not None else Monitor(settings)
     with Path(predictions).open("rb") as p_lines, Path(labels).open("rb") as l_lines:
-        for batch in _batches(settings, monitor, p_lines, l_lines):
-            monitor.process_records(0, *batch)
-            monitor.tick(now=batch[-1])  # in event time: deterministic
+        for predictions_, labels_, invalid, now in _batches(settings, monitor, p_lines, l_lines):
+            batch = (predictions_, labels_, invalid)
+            process_isolated(monitor, 0, batch, now, partial(record_units, *batch))
+            monitor.tick(now=now)  # in event time: deterministic
             if on_batch is not None:
-                on_batch(len(batch[0]) + len(batch[1]) + len(batch[2]))
+                on_batch(len(predictions_) + len(labels_) + len(invalid))
     return monitor
 
 
@@ -132,11 +145,7 @@ def _batches(
             return
         # Everything before `ready` has been read from both files.
         ready = min((f.latest for f in files if not f.done), default=math.inf)
-        start = min(f.first_arrival for f in files)
-        if start == -math.inf:  # lines before any usable time arrive first
-            end = math.nextafter(-math.inf, 0.0)
-        else:
-            end = (math.floor(start / step) + 1) * step
+        end = _slice_end(min(f.first_arrival for f in files), step)
         if end > ready:
             lagging = min((f for f in files if not f.done), key=lambda f: f.latest)
             lagging.read_chunk()
@@ -146,3 +155,21 @@ def _batches(
         times = [r.timestamp for r in p_records] + [r.timestamp for r in l_records]
         now = max(now, max(times, default=now))
         yield p_records, l_records, p_invalid + l_invalid, now
+
+
+def _slice_end(start: float, step: float) -> float:
+    """The end of the slice that begins at ``start``: the next multiple of ``step``, or the
+    next float where multiples can no longer be told apart (a time of 6e17 or 1e308), so
+    every slice takes something and replay always ends.
+
+    >>> _slice_end(125.0, 60.0), _slice_end(6e17, 60.0) > 6e17, _slice_end(1e308, 1e-3) > 1e308
+    (180.0, True, True)
+    """
+    if start == -math.inf:  # lines before any usable time arrive first
+        return math.nextafter(-math.inf, 0.0)
+    slices = start / step
+    if math.isfinite(slices):
+        end = (math.floor(slices) + 1) * step
+        if end > start:
+            return end
+    return math.nextafter(start, math.inf)

@@ -3,8 +3,11 @@
 Both topics must have the same partition count and be keyed by prediction id
 (co-partitioned); the range assignor then gives partition N of both topics to
 the same member, so each partition's join is local. Each poll is split by
-partition number and handed to the monitor; offsets are committed only after
-the monitor has processed the batch (at least once).
+partition number, decoded with the wall clock as the processing clock (the
+``limits`` window of event times) and handed to the monitor; a message the
+monitor fails on is isolated (``predwatch.consumer.isolation``), counted and
+dead-lettered. A partition's offsets are committed only after its messages
+have been processed (at least once).
 
 A broker that cannot be reached is retried with backoff, said once per change
 of state, and shown on ``/readyz``; the loop never spins and never crashes on
@@ -34,15 +37,19 @@ from kafka.structs import OffsetAndMetadata
 from predwatch.config import Settings
 from predwatch.consumer.client import consumer_settings
 from predwatch.consumer.dead_letters import DeadLetters
+from predwatch.consumer.isolation import process_raw
+from predwatch.consumer.reachability import Reachability, open_connections
 from predwatch.exporter.health import Health
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
+from predwatch.redact import redact
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
 ADVANCE_EVERY = 1.0  # seconds between expiry checks when no batch arrives
 LAG_EVERY = 5.0
+REACH_EVERY = 1.0  # seconds between checks that a broker connection is open
 MAX_BACKOFF = 30.0
 
 
@@ -136,8 +143,9 @@ class KafkaSource:
                 consumer = self._consumer_factory(**consumer_settings(kafka))
             except KafkaError as error:
                 self._say(
-                    f"cannot reach Kafka at {kafka.bootstrap_servers} ({type(error).__name__}); "
-                    "retrying with backoff; check kafka.bootstrap_servers and the network",
+                    f"cannot reach Kafka at {redact(kafka.bootstrap_servers)} "
+                    f"({type(error).__name__}); retrying with backoff; check "
+                    "kafka.bootstrap_servers and the network",
                     ready=False,
                 )
                 stop.wait(delay)
@@ -153,13 +161,13 @@ class KafkaSource:
                 continue
             self._check_partitions({t: len(p) for t, p in counts.items() if p})
             consumer.subscribe(list(self._topics()), listener=_Rebalance(self))
-            self._say(
-                f"consuming {' and '.join(self._topics())} from {kafka.bootstrap_servers}",
-                ready=True,
-                level=logging.INFO,
-            )
+            self._say(self._consuming(), ready=True, level=logging.INFO)
             return consumer
         return None
+
+    def _consuming(self) -> str:
+        servers = redact(self._kafka.bootstrap_servers)
+        return f"consuming {' and '.join(self._topics())} from {servers}"
 
     def _topics(self) -> tuple[str, str]:
         return self._kafka.predictions_topic, self._kafka.labels_topic
@@ -174,7 +182,8 @@ class KafkaSource:
             )
 
     def _consume(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
-        last_advance = last_lag = 0.0
+        last_advance = last_lag = last_reach = 0.0
+        reachability = Reachability()
         while not stop.is_set():
             try:
                 records = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
@@ -197,14 +206,32 @@ class KafkaSource:
             if now - last_lag >= LAG_EVERY:
                 self._update_lag(consumer)
                 last_lag = now
-            if self._state.startswith("polling"):
-                self._say(f"consuming {' and '.join(self._topics())}", True, logging.INFO)
+            if time.monotonic() - last_reach >= REACH_EVERY:  # real time, whatever the clock
+                self._check_reachable(consumer, reachability)
+                last_reach = time.monotonic()
+            if self._state.startswith("polling") and reachability.reachable:
+                self._say(self._consuming(), True, logging.INFO)
+
+    def _check_reachable(self, consumer: KafkaConsumer, reachability: Reachability) -> None:
+        """Not ready while no broker connection is open (poll says nothing of it); said once."""
+        change = reachability.observe(open_connections(consumer), time.monotonic())
+        if change is False:
+            self._say(
+                f"cannot reach Kafka at {redact(self._kafka.bootstrap_servers)}: no broker "
+                f"connection for {reachability.after:g}s; the client keeps reconnecting; check "
+                "the brokers and the network",
+                ready=False,
+            )
+        elif change is True:
+            self._say(self._consuming(), True, logging.INFO)
 
     def _process(self, records: dict[TopicPartition, list[Any]], now: float) -> None:
+        """Process a poll partition by partition, isolating any message that fails; a
+        partition's offsets count as processed only once its messages are."""
         predictions_topic = self._kafka.predictions_topic
-        batches: dict[int, tuple[list[Raw], list[Raw]]] = {}
+        batches: dict[int, tuple[list[Raw], list[Raw], list[TopicPartition]]] = {}
         for tp, messages in records.items():
-            batch = batches.setdefault(tp.partition, ([], []))
+            batch = batches.setdefault(tp.partition, ([], [], []))
             target = batch[0] if tp.topic == predictions_topic else batch[1]
             target.extend(
                 Raw(
@@ -214,13 +241,15 @@ class KafkaSource:
                 )
                 for m in messages
             )
-            self._processed[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+            batch[2].append(tp)
         with self._lock:
             for partition in sorted(batches):
-                predictions, labels = batches[partition]
-                changes = self._monitor.process(partition, predictions, labels, now)
+                predictions, labels, partitions = batches[partition]
+                changes = process_raw(self._monitor, partition, predictions, labels, now)
                 if changes.invalid and self._dead_letters is not None:
                     self._dead_letters.send(changes.invalid)
+                for tp in partitions:
+                    self._processed[tp] = OffsetAndMetadata(records[tp][-1].offset + 1, "", -1)
 
     def commit(self) -> None:
         """Commit the offsets of everything the monitor has processed."""

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
 from predwatch.diagnostics.compare import ErrorStats, two_proportions, welch_from_stats
 from predwatch.river_adapter import (
@@ -245,23 +246,6 @@ def _test(inside: np.ndarray, errors: np.ndarray, task: str) -> tuple[float, flo
     return b.mean, a.mean, p
 
 
-def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Adjusted p-values (q-values) controlling the false discovery rate.
-
-    >>> [round(q, 3) for q in benjamini_hochberg([0.01, 0.04, 0.03, 0.5])]
-    [0.04, 0.053, 0.053, 0.5]
-    """
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, p_values[i] * m / rank)
-        adjusted[i] = running
-    return adjusted
-
-
 def _simplify(
     conditions: tuple[Condition, ...],
     columns: _Columns,
@@ -358,7 +342,7 @@ def find_segments(
         inside = columns.rule_mask(rule)
         if rule and min_support <= int(inside.sum()) < errors.size:
             tested.append((rule, *_test(inside, errors, task)))
-    q_values = benjamini_hochberg([p for *_, p in tested])
+    q_values = false_discovery_control([p for *_, p in tested]).tolist()  # Benjamini-Hochberg
     found: dict[str, tuple[tuple[Condition, ...], float, float, float, int]] = {}
     for (rule, value, rest, _), q in zip(tested, q_values, strict=True):
         if q > alpha or value <= rest:
@@ -370,10 +354,8 @@ def find_segments(
         found[segment_id(rule)] = (rule, *_test(inside, errors, task), int(inside.sum()))
     # Benjamini-Hochberg again over the simplified rules, as if every other leaf had p = 1.
     final = sorted(found.items(), key=lambda item: item[1][3])
-    adjusted, running = [0.0] * len(final), 1.0
-    for rank in range(len(final), 0, -1):
-        running = min(running, final[rank - 1][1][3] * len(tested) / rank)
-        adjusted[rank - 1] = running
+    p_values = [p for _, (_, _, _, p, _) in final] + [1.0] * (len(tested) - len(final))
+    adjusted = false_discovery_control(p_values).tolist()[: len(final)]
     segments = [
         Segment(
             sid,

@@ -43,6 +43,7 @@ from river import tree as river_tree
 from predwatch.diagnostics.compare import Comparison, ErrorStats, compare_versions
 from predwatch.diagnostics.segments import Segment, find_segments
 from predwatch.diagnostics.settings import DiagnosticsSettings
+from predwatch.metrics.errors import pair_errors
 from predwatch.records import Label, Prediction
 from predwatch.river_adapter import tree_root
 
@@ -62,20 +63,6 @@ def hash_unit(prediction_id: str) -> float:
     (True, True)
     """
     return zlib.crc32(prediction_id.encode()) / _SCALE
-
-
-def pair_errors(pairs: Sequence[Pair], task: str) -> np.ndarray:
-    """Each pair's error: 1.0 where a class prediction is wrong, else the absolute error.
-
-    >>> p = Prediction("a", "m", "v", 0.0, "1", None, None, {}, {})
-    >>> pair_errors([(p, Label("a", 1.0, "0", 0.0)), (p, Label("a", 1.0, "1", 1.0))], "binary")
-    array([1., 0.])
-    """
-    if task == "regression":
-        predicted = np.fromiter((p.value for p, _ in pairs), np.float64, len(pairs))
-        actual = np.array([label.number for _, label in pairs], np.float64)
-        return np.abs(predicted - actual)
-    return np.fromiter((p.value != label.value for p, label in pairs), np.float64, len(pairs))
 
 
 def feature_rows(

@@ -21,16 +21,13 @@ as much).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from predwatch.batches import Columns, group_rows, take_columns
+from predwatch.batches import Columns
 from predwatch.config import MetricSettings, ModelSettings
-from predwatch.drift.estimate import DENSE_SPAN, outcome_columns
-from predwatch.metrics.windows import CountWindow, TimeWindow, make_windows
-from predwatch.records import Label, Prediction
+from predwatch.metrics.windows import Window, make_windows
 
 BINS = 10
 
@@ -93,53 +90,9 @@ def expected_calibration_error(stats: CalibrationStats) -> float | None:
     return float(np.sum(n / total * gap))
 
 
-def _stats_of(columns: Columns) -> CalibrationStats:
-    stats = CalibrationStats()
+def update_from(stats: CalibrationStats, columns: Columns) -> None:
+    """Add matched pairs given as ``score`` and ``actual`` columns (the windows' ``update``)."""
     stats.update(columns["score"], columns["actual"])
-    return stats
-
-
-class CalibrationWindow(TimeWindow):
-    """A ``TimeWindow`` of ``CalibrationStats`` that bins a batch's pairs for all the
-    buckets they fall in at once (matched pairs spread over the whole window, as labels
-    come late), with the same statistics as bucket by bucket."""
-
-    def __init__(self, duration: float) -> None:
-        super().__init__(duration, _stats_of)
-
-    def add(self, columns: Columns, clock: float) -> None:
-        bucket = np.floor(columns["timestamp"] / self._step).astype(np.int64)
-        first = self._first_bucket(clock)
-        kept = bucket >= first  # older ones are not counted in the window
-        if not kept.all():
-            bucket, columns = bucket[kept], {name: v[kept] for name, v in columns.items()}
-        if bucket.size == 0:
-            self._prune(clock)
-            return
-        low = int(bucket.min())
-        span = int(bucket.max()) - low + 1
-        if span > DENSE_SPAN:  # outliers in time: bucket by bucket
-            super().add(columns, clock)
-            return
-        self._prune(clock)
-        score, bins = columns["score"], BINS
-        cell = (bucket - low) * bins + np.minimum((score * bins).astype(np.intp), bins - 1)
-        size = span * bins
-        counts = np.bincount(cell, minlength=size).reshape(span, bins)
-        sums = np.bincount(cell, weights=score, minlength=size).reshape(span, bins)
-        positives = (
-            np.bincount(cell, weights=columns["actual"].astype(np.float64), minlength=size)
-            .astype(np.int64)
-            .reshape(span, bins)
-        )
-        for offset in np.flatnonzero(counts.any(axis=1)).tolist():
-            stats = CalibrationStats()
-            stats.counts, stats.score_sums = counts[offset], sums[offset]
-            stats.positives = positives[offset]
-            if (held := self._buckets.get(low + offset)) is None:
-                self._buckets[low + offset] = stats
-            else:
-                held.merge(stats)
 
 
 class ModelCalibration:
@@ -147,9 +100,9 @@ class ModelCalibration:
 
     >>> from predwatch.config import MetricSettings, ModelSettings
     >>> calibration = ModelCalibration(ModelSettings(task="binary"), MetricSettings())
-    >>> pairs = [(Prediction(str(i), "m", "v1", float(i), "1", 0.7, None, {}, {}),
-    ...           Label(str(i), float(i), str(i % 2), float(i % 2))) for i in range(4)]
-    >>> calibration.update(pairs, clock=4.0)
+    >>> columns = {"timestamp": np.arange(4.0), "score": np.full(4, 0.7),
+    ...            "actual": np.array([False, True, False, True])}
+    >>> calibration.add("v1", columns, clock=4.0)
     >>> report = calibration.report(clock=4.0)["v1"]
     >>> round(report["cumulative"]["ece"], 6), round(report["windows"]["1h"]["ece"], 6)
     (0.2, 0.2)
@@ -160,37 +113,26 @@ class ModelCalibration:
             raise ValueError(f"calibration needs a binary model, not {model.task!r}")
         self.positive_label = model.positive_label
         self._settings = settings
-        self.versions: dict[str, tuple[CalibrationStats, dict[str, CountWindow | TimeWindow]]] = {}
+        self.versions: dict[str, tuple[CalibrationStats, dict[str, Window[CalibrationStats]]]] = {}
 
     def add(self, version: str, columns: Columns, clock: float) -> None:
         """Add matched pairs of one version: ``timestamp``, ``score`` (NaN: none) and
-        ``actual`` columns, as ``estimate.outcome_columns`` gives them; unscored pairs are
-        left out."""
+        ``actual`` (of the positive class) columns; unscored pairs are left out."""
         scored = ~np.isnan(columns["score"])
         if not scored.any():
             return
         rows: Any = slice(None) if scored.all() else scored
         columns = {name: columns[name][rows] for name in ("timestamp", "score", "actual")}
         cumulative, windows = self._version(version)
-        cumulative.merge(_stats_of(columns))
+        update_from(cumulative, columns)
         for window in windows.values():
-            if isinstance(window, CountWindow):
-                window.add(columns)
-            else:
-                window.add(columns, clock)
+            window.add(columns, clock)
 
-    def update(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> None:
-        """Add matched pairs of this model; pairs without a score are left out."""
-        predictions = [p for p, _ in pairs]
-        columns = outcome_columns(predictions, self.positive_label, [label for _, label in pairs])
-        for version, rows in group_rows([p.version for p in predictions]):
-            self.add(version, take_columns(columns, rows), clock)
-
-    def _version(self, version: str) -> tuple[CalibrationStats, dict[str, Any]]:
+    def _version(
+        self, version: str
+    ) -> tuple[CalibrationStats, dict[str, Window[CalibrationStats]]]:
         if version not in self.versions:
-            windows: dict[str, CountWindow | TimeWindow] = make_windows(
-                self._settings.windows, CountWindow, CalibrationWindow
-            )
+            windows = make_windows(self._settings.windows, CalibrationStats, update_from)
             self.versions[version] = (CalibrationStats(), windows)
         return self.versions[version]
 
@@ -203,19 +145,14 @@ class ModelCalibration:
         }
 
     def report(self, clock: float) -> dict[str, Any]:
-        """Per version: ``cumulative`` and per window ``{count, ece, bins}``."""
+        """Per version: ``cumulative`` and per window ``{count, ece, bins}`` (and the
+        ``start`` and ``end`` of a time window)."""
         report: dict[str, Any] = {}
         for version, (cumulative, windows) in sorted(self.versions.items()):
             entries = {}
             for name, window in windows.items():
-                if isinstance(window, CountWindow):
-                    columns = window.columns()
-                    stats = _stats_of(columns) if columns else CalibrationStats()
-                    entries[name] = self._entry(stats)
-                else:
-                    stats = CalibrationStats()
-                    window.stats(clock, stats)
-                    entries[name] = self._entry(stats)
-                    entries[name]["start"], entries[name]["end"] = window.span(clock)
+                entries[name] = self._entry(window.stats(clock))
+                if (span := window.span(clock)) is not None:
+                    entries[name]["start"], entries[name]["end"] = span
             report[version] = {"cumulative": self._entry(cumulative), "windows": entries}
         return report

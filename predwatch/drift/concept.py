@@ -1,11 +1,11 @@
 """Concept drift: river change detectors on the error stream of labelled outcomes.
 
-Each matched pair gives one error: 0/1 (wrong class) for classification, the
-absolute error for regression. A ``ConceptDrift`` feeds one model version's
-errors, in the order the pairs are matched, to one river detector (ADWIN by
-default) and records every change it signals: the prediction time of the pair,
-its sequence number and the detector. ``ModelConceptDrift`` keeps one per
-version of a model and turns matched pairs into errors.
+Each matched pair gives one error (``predwatch.metrics.errors``): 0/1 (wrong
+class) for classification, the absolute error for regression. A
+``ConceptDrift`` feeds one model version's errors, in the order the pairs are
+matched, to one river detector (ADWIN by default) and records every change it
+signals: the prediction time of the pair, its sequence number and the detector.
+``ModelConceptDrift`` keeps one per version of a model.
 
 ADWIN with river's default ``delta=0.002`` raised no alarm on 10 x 200,000
 stable 0/1 errors at rates from 0.02 to 0.5, and finds a jump of the error rate
@@ -23,20 +23,13 @@ from 0.1 to 0.3 about 100 pairs after it (see ``benchmarks/detection_concept.py`
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
-from operator import itemgetter, ne
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from predwatch.config import ModelSettings
 from predwatch.drift.settings import BINARY_ONLY, KEPT_DETECTIONS, ConceptDriftSettings
-from predwatch.records import Label, Prediction
 from predwatch.river_adapter import changes, make_detector
-
-_PREDICTION, _LABEL = itemgetter(0), itemgetter(1)  # of a pair
-_VERSION, _TIMESTAMP, _VALUE = itemgetter(2), itemgetter(3), itemgetter(4)  # Prediction fields
-_LABEL_VALUE, _NUMBER = itemgetter(2), itemgetter(3)  # Label fields
 
 
 class Detection(NamedTuple):
@@ -100,30 +93,12 @@ class ConceptDrift:
         return found
 
 
-def errors_of(pairs: Sequence[tuple[Prediction, Label]], task: str) -> np.ndarray:
-    """The error of each pair: 0/1 for classification, absolute error for regression.
-
-    >>> p = Prediction("a", "m", "v", 0.0, 2.5, None, None, {}, {})
-    >>> errors_of([(p, Label("a", 1.0, "2", 2.0))], "regression")
-    array([0.5])
-    """
-    n = len(pairs)
-    predictions, labels = map(_PREDICTION, pairs), map(_LABEL, pairs)
-    if task == "regression":
-        predicted = np.fromiter(map(float, map(_VALUE, predictions)), np.float64, n)
-        actual = np.array(list(map(_NUMBER, labels)), np.float64)
-        return np.abs(predicted - actual)
-    return np.fromiter(map(ne, map(_VALUE, predictions), map(_LABEL_VALUE, labels)), np.float64, n)
-
-
 class ModelConceptDrift:
-    """A ``ConceptDrift`` per version of one model, fed from matched pairs.
+    """A ``ConceptDrift`` per version of one model, fed the errors of its matched pairs.
 
     >>> from predwatch.config import ModelSettings
     >>> model = ModelConceptDrift(ModelSettings(task="binary"), ConceptDriftSettings())
-    >>> pairs = [(Prediction(str(i), "m", "v1", float(i), "1", None, None, {}, {}),
-    ...           Label(str(i), float(i), "1", 1.0)) for i in range(3)]
-    >>> model.update(pairs)
+    >>> model.observe("v1", np.zeros(3), event_times=np.arange(3.0))
     []
     >>> model.report()["v1"]["count"], model.report()["v1"]["observed"]
     (0, 3)
@@ -138,27 +113,6 @@ class ModelConceptDrift:
         self.task = model.task
         self.settings = settings
         self.versions: dict[str, ConceptDrift] = {}
-
-    def update(
-        self, pairs: Sequence[tuple[Prediction, Label]], sequence: Sequence[int] | None = None
-    ) -> list[tuple[str, Detection]]:
-        """Feed matched pairs of this model, in match order; return ``(version, detection)``s."""
-        if not pairs:
-            return []
-        errors = errors_of(pairs, self.task)
-        times = np.fromiter(map(_TIMESTAMP, map(_PREDICTION, pairs)), np.float64, len(pairs))
-        numbers = None if sequence is None else np.asarray(sequence, np.int64)
-        versions = list(map(_VERSION, map(_PREDICTION, pairs)))
-        found: list[tuple[str, Detection]] = []
-        for version in dict.fromkeys(versions):  # in the order versions first appear
-            rows: Any = slice(None)
-            if versions.count(version) != len(versions):
-                rows = np.fromiter(map(version.__eq__, versions), bool, len(versions))
-            hits = self.observe(
-                version, errors[rows], times[rows], None if numbers is None else numbers[rows]
-            )
-            found.extend((version, hit) for hit in hits)
-        return found
 
     def observe(
         self,

@@ -1,9 +1,10 @@
 """Data drift of every feature, the prediction and the score: each window against the reference.
 
 Each batch is binned against the reference once (one msgspec call decodes
-all its features; numpy bins every column), into one flat vector of counts per
-batch. Count windows keep the last N predictions exactly; time windows sum
-``TIME_WINDOW_STEPS`` buckets of event time, as the metric windows do.
+all its features; numpy bins every column): each prediction gets a row of slots
+in one flat counts vector, and a window's ``SlotCounts`` count them. Windows
+are the metric windows (``predwatch.metrics.windows``): count windows keep the
+last N predictions exactly, time windows sum buckets of a twelfth of their span.
 
 >>> from predwatch.config import WindowSettings
 >>> from predwatch.drift.settings import DataDriftSettings
@@ -14,11 +15,11 @@ batch. Count windows keep the last N predictions exactly; time windows sum
 ...             for i in range(start, start + 1000)]
 >>> drift = DataDrift("fraud", DataDriftSettings.model_validate({"reference": {"first": 1000}}),
 ...                   [WindowSettings(name="last_1000", events=1000)])
->>> drift.observe(batch(0, 1.0), clock=1000.0)  # becomes the reference
->>> drift.observe(batch(1000, 1.0), clock=2000.0)
+>>> drift.observe("v1", batch(0, 1.0), clock=1000.0)  # becomes the reference
+>>> drift.observe("v1", batch(1000, 1.0), clock=2000.0)
 >>> drift.report(clock=2000.0)["v1"]["last_1000"]["amount"]["drift"]
 False
->>> drift.observe(batch(2000, 3.0), clock=3000.0)
+>>> drift.observe("v1", batch(2000, 3.0), clock=3000.0)
 >>> entry = drift.report(clock=3000.0)["v1"]["last_1000"]["amount"]
 >>> entry["drift"], entry["n"], entry["out_of_range"], round(entry["psi"], 2)
 (True, 1000, 666, 1.83)
@@ -27,12 +28,12 @@ False
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
 from predwatch.batches import Columns
 from predwatch.config import WindowSettings
@@ -44,9 +45,9 @@ from predwatch.drift.profile import (
 )
 from predwatch.drift.quality import INVALID, FeatureQuality
 from predwatch.drift.settings import DataDriftSettings
-from predwatch.drift.statistics import benjamini_hochberg, chi2_homogeneity, js_distance, ks_binned
+from predwatch.drift.statistics import chi2_homogeneity, js_distance, ks_binned
 from predwatch.drift.statistics import psi as population_stability
-from predwatch.metrics.windows import TIME_WINDOW_STEPS, make_windows
+from predwatch.metrics.windows import make_windows
 from predwatch.records import Prediction
 
 PREDICTION = "@prediction"  # the column names of the prediction and the score in reports
@@ -163,8 +164,8 @@ class _Layout:
     def judge(self, counts: np.ndarray, settings: DataDriftSettings) -> dict[str, Any]:
         entries = {s.name: s.compare(counts[s.offset : s.offset + s.size]) for s in self.columns}
         tested = [(e, e["chi2_p"] if e["ks_p"] is None else e["ks_p"]) for e in entries.values()]
-        tested = [(e, p) for e, p in tested if p is not None]
-        adjusted = benjamini_hochberg([p for _, p in tested])
+        tested = [(e, p) for e, p in tested if p is not None and not math.isnan(p)]
+        adjusted = false_discovery_control([p for _, p in tested])  # Benjamini-Hochberg
         for (entry, _), p in zip(tested, adjusted.tolist(), strict=True):
             entry["p_adjusted"] = p
             entry["drift"] = (
@@ -175,106 +176,46 @@ class _Layout:
         return entries
 
 
-class _LastN:
-    """Counts of the last ``size`` predictions, exact: batches are kept with their slots and
-    counts, dropped whole when they fall out, and cut row by row at the window's edge."""
+class SlotCounts:
+    """How many values fell in each slot of a flat counts vector: a statistic that merges.
 
-    def __init__(self, size: int, slots: int) -> None:
-        self.size = size
-        self._chunks: deque[tuple[np.ndarray, np.ndarray]] = deque()
-        self._rows = 0
-        self._counts = np.zeros(slots, np.int64)
+    >>> counts = SlotCounts(3)
+    >>> counts.update({"slots": np.array([[0, 2], [2, 2]])}); counts.counts
+    array([1, 0, 3])
+    """
 
-    def add(self, matrix: np.ndarray, counts: np.ndarray) -> None:
-        if matrix.shape[1] > self.size:
-            matrix = matrix[:, -self.size :]
-            counts = np.bincount(matrix.ravel(), minlength=counts.size)
-        self._chunks.append((matrix, counts))
-        self._counts += counts
-        self._rows += matrix.shape[1]
-        while self._rows - self._chunks[0][0].shape[1] >= self.size:
-            dropped, dropped_counts = self._chunks.popleft()
-            self._counts -= dropped_counts
-            self._rows -= dropped.shape[1]
-        if (excess := self._rows - self.size) > 0:
-            oldest, oldest_counts = self._chunks[0]
-            cut = np.bincount(oldest[:, :excess].ravel(), minlength=counts.size)
-            self._counts -= cut
-            self._chunks[0] = oldest[:, excess:], oldest_counts - cut
-            self._rows -= excess
+    __slots__ = ("counts",)
 
-    def counts(self, clock: float) -> np.ndarray:
-        return self._counts
+    def __init__(self, size: int) -> None:
+        self.counts = np.zeros(size, np.int64)
 
+    def update(self, columns: Columns) -> None:
+        """Add predictions given as a ``slots`` column: a row of slots per prediction."""
+        slots = columns["slots"].ravel(order="K")  # in memory order: no copy
+        self.counts += np.bincount(slots, minlength=self.counts.size)
 
-class _Span:
-    """Counts of predictions in the last ``duration`` of event time, in buckets of a twelfth."""
-
-    def __init__(self, duration: float, slots: int) -> None:
-        self._step = duration / TIME_WINDOW_STEPS
-        self._slots = slots
-        self._buckets: dict[int, np.ndarray] = {}
-
-    def _first(self, clock: float) -> int:
-        first = math.floor(clock / self._step) - TIME_WINDOW_STEPS + 1
-        for index in [i for i in self._buckets if i < first]:
-            del self._buckets[index]
-        return first
-
-    def add(
-        self, buckets: np.ndarray, matrix: np.ndarray, counts: np.ndarray, clock: float
-    ) -> None:
-        first = self._first(clock)
-        low, high = int(buckets.min()), int(buckets.max())
-        parts: Iterable[tuple[int, np.ndarray]]
-        if low == high:
-            parts = [(low, counts)]
-        else:
-            parts = (
-                (int(b), np.bincount(matrix[:, buckets == b].ravel(), minlength=self._slots))
-                for b in np.unique(buckets)
-                if b >= first
-            )
-        for index, part in parts:
-            if index < first:
-                continue  # older than the window
-            if (held := self._buckets.get(index)) is None:
-                self._buckets[index] = part.copy()
-            else:
-                held += part
-
-    def counts(self, clock: float) -> np.ndarray:
-        first = self._first(clock)
-        total = np.zeros(self._slots, np.int64)
-        for index, held in self._buckets.items():
-            if index >= first:
-                total += held
-        return total
+    def merge(self, other: SlotCounts) -> None:
+        self.counts += other.counts
 
 
 class _Version:
     def __init__(self, layout: _Layout, windows: Sequence[WindowSettings]) -> None:
         self.layout = layout
-        size = layout.size
-        self.windows = make_windows(
-            windows, lambda n: _LastN(n, size), lambda duration: _Span(duration, size)
-        )
-        self._step = {w.name: (w.duration or 1.0) / TIME_WINDOW_STEPS for w in windows}
+        self.windows = make_windows(windows, self.new_counts, SlotCounts.update)
+
+    def new_counts(self) -> SlotCounts:
+        return SlotCounts(self.layout.size)
 
     def observe(
         self, batch: Sequence[Prediction], clock: float, quality: FeatureQuality, columns: Columns
     ) -> None:
         matrix = self.layout.encode(batch, quality, columns.get("score"))
-        counts = np.bincount(matrix.ravel(), minlength=self.layout.size)
         times = columns.get("timestamp")
-        for name, window in self.windows.items():
-            if isinstance(window, _LastN):
-                window.add(matrix, counts)
-                continue
-            if times is None:
-                times = np.fromiter(map(_TIMESTAMP, batch), np.float64, len(batch))
-            buckets = np.floor(times / self._step[name]).astype(np.int64)
-            window.add(buckets, matrix, counts, clock)
+        if times is None:
+            times = np.fromiter(map(_TIMESTAMP, batch), np.float64, len(batch))
+        rows = {"timestamp": times, "slots": matrix.T}  # a row of slots per prediction
+        for window in self.windows.values():
+            window.add(rows, clock)
 
 
 class DataDrift:
@@ -311,21 +252,17 @@ class DataDrift:
         """Predictions collected so far for references still being built, by version."""
         return {version: builder.count for version, builder in self._builders.items()}
 
-    def observe(self, predictions: Sequence[Prediction], clock: float) -> None:
-        """Add a batch of this model's predictions; ``clock`` is the monitor's event time."""
-        for version, batch in _by_version(predictions):
-            self.observe_version(version, batch, clock)
-
-    def observe_version(
+    def observe(
         self,
         version: str,
         batch: Sequence[Prediction],
         clock: float,
         columns: Columns | None = None,
     ) -> None:
-        """Add a batch of predictions of one version of this model (versions of one batch in
-        sorted order, as ``observe`` does). ``columns``: the batch's ``timestamp`` and
-        ``score`` (NaN for none) if already read, so that they are not read again."""
+        """Add a batch of predictions of one version of this model; ``clock`` is the monitor's
+        event time, and the versions of one batch come in sorted order. ``columns``: the
+        batch's ``timestamp`` and ``score`` (NaN for none) if already read, so that they are
+        not read again."""
         state = self._versions.get(version)
         if state is None:
             layout, rest = self._reference(version, batch)
@@ -367,29 +304,15 @@ class DataDrift:
         ``@score``. Statistics a column cannot have are None."""
         return {
             version: {
-                name: state.layout.judge(window.counts(clock), self.settings)
+                name: state.layout.judge(window.stats(clock).counts, self.settings)
                 for name, window in state.windows.items()
             }
             for version, state in sorted(self._versions.items())
         }
 
 
-_VERSION, _TIMESTAMP, _VALUE, _SCORE = (itemgetter(i) for i in (2, 3, 4, 5))  # Prediction fields
+_TIMESTAMP, _VALUE, _SCORE = (itemgetter(i) for i in (3, 4, 5))  # Prediction fields
 
 
 def _scores(batch: Sequence[Prediction]) -> np.ndarray:
     return np.array(list(map(_SCORE, batch)), np.float64)  # None becomes NaN
-
-
-def _by_version(predictions: Sequence[Prediction]) -> Iterator[tuple[str, Sequence[Prediction]]]:
-    if not predictions:
-        return
-    versions = list(map(_VERSION, predictions))
-    distinct = set(versions)
-    if len(distinct) == 1:
-        yield versions[0], predictions
-        return
-    keys = np.array(versions, dtype=object)
-    for version in sorted(distinct):
-        rows = np.flatnonzero(keys == version).tolist()
-        yield version, [predictions[rows[0]]] if len(rows) == 1 else itemgetter(*rows)(predictions)

@@ -25,24 +25,21 @@ arrival and subtracted when they are matched or expire leave exactly zero.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
-from operator import eq, itemgetter, ne
+from operator import eq, itemgetter
 from typing import Any
 
 import numpy as np
 
-from predwatch.batches import Columns, group_rows, take_columns
+from predwatch.batches import Columns
 from predwatch.config import ModelSettings, WindowSettings
-from predwatch.metrics.windows import TIME_WINDOW_STEPS, CountWindow, make_windows
-from predwatch.records import Label, Prediction
+from predwatch.metrics.windows import TIME_WINDOW_STEPS, CountWindow, TimeWindow
+from predwatch.records import Prediction
 
 SCALE = 1 << 32  # fixed-point unit of a score
-DENSE_SPAN = 4 * TIME_WINDOW_STEPS  # buckets a batch may span to be counted in one pass
-_VERSION, _TIMESTAMP, _VALUE, _SCORE = (itemgetter(i) for i in (2, 3, 4, 5))  # Prediction fields
-_LABEL_VALUE = itemgetter(2)
+_TIMESTAMP, _VALUE, _SCORE = (itemgetter(i) for i in (3, 4, 5))  # Prediction fields
 
 
 def to_fixed(scores: np.ndarray) -> np.ndarray:
@@ -91,6 +88,10 @@ class ExpectedConfusion:
         self.positive_score += sign * positive_score
         self.negative_score += sign * (int(score.sum(dtype=np.int64)) - positive_score)
 
+    def update(self, columns: Columns) -> None:
+        """Add predictions given as ``predicted`` and fixed-point ``score`` columns."""
+        self.add(columns["predicted"], columns["score"])
+
     def merge(self, other: ExpectedConfusion) -> None:
         self.positive += other.positive
         self.negative += other.negative
@@ -113,10 +114,10 @@ class Confusion:
     tn: int = 0
 
     def add(self, predicted: np.ndarray, actual: np.ndarray) -> None:
-        self.tp += int(np.count_nonzero(predicted & actual))
-        self.fp += int(np.count_nonzero(predicted & ~actual))
-        self.fn += int(np.count_nonzero(~predicted & actual))
-        self.tn += int(np.count_nonzero(~predicted & ~actual))
+        """Add pairs: whether each predicted, and is, the positive class."""
+        cells = np.asarray(predicted, np.intp) * 2 + actual
+        tn, fn, fp, tp = np.bincount(cells, minlength=4).tolist()
+        self.tp, self.fp, self.fn, self.tn = self.tp + tp, self.fp + fp, self.fn + fn, self.tn + tn
 
     @property
     def count(self) -> int:
@@ -130,111 +131,109 @@ class Confusion:
         return confusion_metrics(self.tp, self.fp, self.fn, self.tn)
 
 
-@dataclass
-class _Bucket:
-    arrived: ExpectedConfusion = field(default_factory=ExpectedConfusion)
-    resolved: int = 0  # predictions matched or expired
-    realised: Confusion = field(default_factory=Confusion)
+class _Ended:
+    """Predictions that ended (matched or expired) and the confusion of the matched ones."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.realised = Confusion()
+
+    def update(self, columns: Columns) -> None:
+        """Add ended predictions: ``predicted`` and, for matched pairs, ``actual``."""
+        self.count += len(columns["predicted"])
+        if "actual" in columns:
+            self.realised.add(columns["predicted"], columns["actual"])
+
+    def merge(self, other: _Ended) -> None:
+        self.count += other.count
+        self.realised.merge(other.realised)
+
+
+class _Evaluated:
+    """The estimate and the realised confusion of the same matched pairs."""
+
+    def __init__(self) -> None:
+        self.estimated = ExpectedConfusion()
+        self.realised = Confusion()
+
+    def update(self, columns: Columns) -> None:
+        self.estimated.update(columns)
+        self.realised.add(columns["predicted"], columns["actual"])
+
+    def merge(self, other: _Evaluated) -> None:
+        self.estimated.merge(other.estimated)
+        self.realised.merge(other.realised)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "labelled": self.estimated.count,
+            "estimated": self.estimated.metrics(),
+            "realised": self.realised.metrics(),
+        }
 
 
 class _TimeEstimate:
-    """Predictions in event-time buckets of ``duration / 12``, kept until all are resolved.
+    """Predictions in the event-time buckets of a ``TimeWindow``, each bucket kept until
+    every prediction in it has ended.
 
-    ``current`` is the estimate over the buckets of the last ``duration``;
-    ``evaluated`` the latest span of 12 buckets that ended and whose every
-    prediction was matched or expired, with its estimate and realised metrics.
+    ``current`` is the estimate over the window at the clock; ``evaluated`` the
+    latest span of 12 buckets that ended and whose every prediction was matched
+    or expired, with its estimate and realised metrics.
     """
 
     def __init__(self, duration: float) -> None:
-        self.duration = duration
-        self._step = duration / TIME_WINDOW_STEPS
-        self._buckets: dict[int, _Bucket] = {}
+        self._arrived = TimeWindow(duration, ExpectedConfusion, ExpectedConfusion.update)
+        self._ended = TimeWindow(duration, _Ended, _Ended.update)
         self._floor = -(2**62)  # buckets below are gone; predictions there are not counted
 
-    def _groups(self, columns: Columns) -> Iterator[tuple[int, np.ndarray]]:
-        """Rows per bucket, for buckets not yet dropped (a prediction is counted in its
-        bucket at arrival exactly when it is counted there at its end)."""
-        index = np.floor(columns["timestamp"] / self._step).astype(np.int64)
-        for bucket in np.unique(index).tolist():
-            if bucket >= self._floor:
-                yield bucket, index == bucket
-
     def arrived(self, columns: Columns, clock: float) -> None:
-        for bucket, rows in self._groups(columns):
-            held = self._buckets.setdefault(bucket, _Bucket())
-            held.arrived.add(columns["predicted"][rows], columns["score"][rows])
-        # Pruned after adding: the batch's own waiting predictions hold the floor down, so
+        self._arrived.add_from(columns, self._floor)
+        # Forgotten after adding: the batch's own waiting predictions hold the floor down, so
         # a batch spanning more than the window (a replay) is counted whole.
-        self._prune(clock)
+        self._forget(clock)
 
     def resolved(self, columns: Columns) -> None:
-        index = np.floor(columns["timestamp"] / self._step).astype(np.int64)
-        if index.size == 0:
-            return
-        low, span = int(index.min()), int(index.max()) - int(index.min()) + 1
-        if span > DENSE_SPAN:  # outliers in time: bucket by bucket
-            self._resolved_by_bucket(columns)
-            return
-        # Pairs end in many buckets (labels come late): count them all in one pass.
-        index -= low
-        counts = np.bincount(index, minlength=span).tolist()
-        cells: list[list[int]] | None = None
-        if "actual" in columns:  # per bucket: [tn, fn, fp, tp]
-            cell = index * 4 + columns["predicted"] * 2 + columns["actual"]
-            cells = np.bincount(cell, minlength=span * 4).reshape(span, 4).tolist()
-        for offset, count in enumerate(counts):
-            held = self._buckets.get(low + offset)  # kept while it waits for this prediction
-            if not count or low + offset < self._floor or held is None:
-                continue  # a prediction this window never saw arrive
-            held.resolved += count
-            if cells is not None:
-                tn, fn, fp, tp = cells[offset]
-                realised = held.realised
-                realised.tp, realised.fp = realised.tp + tp, realised.fp + fp
-                realised.fn, realised.tn = realised.fn + fn, realised.tn + tn
-
-    def _resolved_by_bucket(self, columns: Columns) -> None:
-        for bucket, rows in self._groups(columns):
-            held = self._buckets.get(bucket)  # kept while it waits for this prediction
-            if held is None:  # a prediction this window never saw arrive
-                continue
-            held.resolved += int(np.count_nonzero(rows))
-            if "actual" in columns:
-                held.realised.add(columns["predicted"][rows], columns["actual"][rows])
+        # Only predictions this window saw arrive (their bucket is still held) end in it.
+        self._ended.add_from(columns, self._floor, only=self._arrived.held())
 
     def _evaluated_end(self, clock: float) -> int:
         """The last ended bucket before the first one still waiting for outcomes."""
-        end = math.floor(clock / self._step) - 1
-        waiting = [i for i, b in self._buckets.items() if b.resolved < b.arrived.count]
+        end = self._arrived.bucket(clock) - 1
+        ended = self._ended.held()
+        waiting = [
+            i
+            for i, arrived in self._arrived.held().items()
+            if (i not in ended or ended[i].count < arrived.count)
+        ]
         return min(end, min(waiting) - 1) if waiting else end
 
-    def _prune(self, clock: float) -> int:
-        """Drop buckets before the evaluated span (all resolved); return the span's end."""
+    def _forget(self, clock: float) -> int:
+        """Forget buckets before the evaluated span (all ended); return the span's end."""
         end = self._evaluated_end(clock)
         floor = end - TIME_WINDOW_STEPS + 1
         if floor > self._floor:
             self._floor = floor
-            for index in [i for i in self._buckets if i < floor]:
-                del self._buckets[index]
+            self._arrived.forget_before(floor)
+            self._ended.forget_before(floor)
         return end
 
     def report(self, clock: float) -> dict[str, Any]:
-        last = math.floor(clock / self._step)
-        end = self._prune(clock)
-        current, estimated, realised = ExpectedConfusion(), ExpectedConfusion(), Confusion()
-        for index, bucket in self._buckets.items():
-            if last - TIME_WINDOW_STEPS < index <= last:
-                current.merge(bucket.arrived)
-            if end - TIME_WINDOW_STEPS < index <= end:
-                estimated.merge(bucket.arrived)
-                realised.merge(bucket.realised)
+        """The window now and the latest evaluated span; reading forgets nothing (the buckets
+        ``_forget`` would drop lie before both)."""
+        last = self._arrived.bucket(clock)
+        end = self._evaluated_end(clock)
+        first, evaluated = last - TIME_WINDOW_STEPS + 1, end - TIME_WINDOW_STEPS + 1
+        start, stop = self._arrived.bounds(first, last + 1)
+        evaluated_start, evaluated_stop = self._arrived.bounds(evaluated, end + 1)
+        realised = self._ended.merged(evaluated, end + 1).realised
+        estimated = self._arrived.merged(evaluated, end + 1)
         return {
-            "start": (last - TIME_WINDOW_STEPS + 1) * self._step,
-            "end": (last + 1) * self._step,
-            "estimated": current.metrics(),
+            "start": start,
+            "end": stop,
+            "estimated": self._arrived.merged(first, last + 1).metrics(),
             "evaluated": {
-                "start": (end - TIME_WINDOW_STEPS + 1) * self._step,
-                "end": (end + 1) * self._step,
+                "start": evaluated_start,
+                "end": evaluated_stop,
                 "labelled": realised.count,
                 "estimated": estimated.metrics(),
                 "realised": realised.metrics(),
@@ -247,29 +246,29 @@ class _CountEstimate:
     (estimate and realised side by side)."""
 
     def __init__(self, size: int) -> None:
-        self._arrived = CountWindow(size)
-        self._matched = CountWindow(size)
+        self._arrived = CountWindow(size, ExpectedConfusion, ExpectedConfusion.update)
+        self._matched = CountWindow(size, _Evaluated, _Evaluated.update)
 
     def arrived(self, columns: Columns, clock: float) -> None:
-        self._arrived.add({"predicted": columns["predicted"], "score": columns["score"]})
+        self._arrived.add({"predicted": columns["predicted"], "score": columns["score"]}, clock)
 
     def resolved(self, columns: Columns) -> None:
         if "actual" in columns:
-            self._matched.add({k: columns[k] for k in ("predicted", "score", "actual")})
+            matched = {k: columns[k] for k in ("predicted", "score", "actual")}
+            self._matched.add(matched, 0.0)
 
     def report(self, clock: float) -> dict[str, Any]:
-        current, estimated, realised = ExpectedConfusion(), ExpectedConfusion(), Confusion()
-        if arrived := self._arrived.columns():
-            current.add(arrived["predicted"], arrived["score"])
-        if matched := self._matched.columns():
-            estimated.add(matched["predicted"], matched["score"])
-            realised.add(matched["predicted"], matched["actual"])
-        evaluated = {
-            "labelled": estimated.count,
-            "estimated": estimated.metrics(),
-            "realised": realised.metrics(),
+        return {
+            "estimated": self._arrived.stats(clock).metrics(),
+            "evaluated": self._matched.stats(clock).report(),
         }
-        return {"estimated": current.metrics(), "evaluated": evaluated}
+
+
+def _estimate_window(window: WindowSettings) -> _TimeEstimate | _CountEstimate:
+    if window.events is not None:
+        return _CountEstimate(window.events)
+    assert window.duration is not None  # the settings hold one or the other
+    return _TimeEstimate(window.duration)
 
 
 @dataclass
@@ -279,52 +278,44 @@ class _VersionEstimate:
     unscored: int = 0  # predictions without a score, left out of every estimate
 
 
-def outcome_columns(
-    predictions: Sequence[Prediction], positive_label: str, labels: Sequence[Label] | None = None
-) -> Columns:
-    """A batch as the columns the estimate, calibration and concept drift read:
-    ``timestamp``, ``score`` (NaN where a prediction has none), ``predicted`` (of class
-    ``positive_label``) and, with the labels of matched pairs, ``actual`` (of class
-    ``positive_label``) and ``error`` (1.0 where the classes differ, as
-    ``concept.errors_of`` gives for classification).
+def outcome_columns(predictions: Sequence[Prediction], positive_label: str) -> Columns:
+    """Predictions as the columns the estimate reads: ``timestamp``, ``score`` (NaN where a
+    prediction has none) and ``predicted`` (of class ``positive_label``).
 
     >>> ps = [Prediction("a", "m", "v1", 1.0, "1", 0.9, None, {}, {}),
     ...       Prediction("b", "m", "v1", 2.0, "2", None, None, {}, {})]
-    >>> columns = outcome_columns(ps, "1", [Label("a", 3.0, "0", 0.0), Label("b", 4.0, "2", 2.0)])
-    >>> columns["score"], columns["predicted"], columns["actual"], columns["error"]
-    (array([0.9, nan]), array([ True, False]), array([False, False]), array([1., 0.]))
+    >>> columns = outcome_columns(ps, "1")
+    >>> columns["score"], columns["predicted"]
+    (array([0.9, nan]), array([ True, False]))
     """
     n = len(predictions)
-    values = list(map(_VALUE, predictions))  # each record is read once per field: that costs
-    positive = repeat(positive_label)
-    columns: Columns = {
+    positive = map(eq, map(_VALUE, predictions), repeat(positive_label))
+    return {
         "timestamp": np.fromiter(map(_TIMESTAMP, predictions), np.float64, n),
         "score": np.array(list(map(_SCORE, predictions)), np.float64),  # None becomes NaN
-        "predicted": np.fromiter(map(eq, values, positive), bool, n),
+        "predicted": np.fromiter(positive, bool, n),
     }
-    if labels is not None:
-        actual = list(map(_LABEL_VALUE, labels))
-        columns["actual"] = np.fromiter(map(eq, actual, positive), bool, n)
-        columns["error"] = np.fromiter(map(ne, values, actual), np.float64, n)
-    return columns
 
 
 class PerformanceEstimator:
     """CBPE of one binary model, per version: over pending predictions and per window.
 
-    Call ``on_predictions`` with every prediction the join accepted (not its
-    duplicates), then ``on_matched`` / ``on_expired`` as they end; ``clock`` is
-    the monitor's event time. Predictions without a score are counted, not estimated.
+    Call ``arrived`` with every prediction the join accepted (not its
+    duplicates), then ``resolved`` as they end; ``clock`` is the monitor's event
+    time. Predictions without a score are counted, not estimated.
 
+    >>> from predwatch.batches import take_columns
     >>> from predwatch.config import ModelSettings, WindowSettings
     >>> estimator = PerformanceEstimator(ModelSettings(task="binary"),
     ...                                  [WindowSettings(name="last_2", events=2)])
     >>> ps = [Prediction(str(i), "m", "v1", float(i), "1", 0.75, None, {}, {}) for i in range(4)]
-    >>> estimator.on_predictions(ps, clock=3.0)
+    >>> arrived = outcome_columns(ps, "1")
+    >>> estimator.arrived("v1", arrived, clock=3.0)
     >>> estimator.report(clock=3.0)["v1"]["pending"]["accuracy"]
     0.75
-    >>> estimator.on_matched([(p, Label(p.id, 5.0, "1", 1.0)) for p in ps[:3]], clock=3.0)
-    >>> estimator.on_expired(ps[3:], clock=3.0)
+    >>> matched = {**take_columns(arrived, np.arange(3)), "actual": np.ones(3, bool)}
+    >>> estimator.resolved("v1", matched)  # three matched, all positive
+    >>> estimator.resolved("v1", take_columns(arrived, np.array([3])))  # one expired
     >>> report = estimator.report(clock=3.0)["v1"]
     >>> report["pending"]["count"], report["windows"]["last_2"]["evaluated"]["realised"]["accuracy"]
     (0, 1.0)
@@ -340,7 +331,7 @@ class PerformanceEstimator:
     def _version(self, version: str) -> _VersionEstimate:
         state = self.versions.get(version)
         if state is None:
-            windows = make_windows(self._windows, _CountEstimate, _TimeEstimate)
+            windows = {w.name: _estimate_window(w) for w in self._windows}
             state = self.versions[version] = _VersionEstimate(ExpectedConfusion(), windows)
         return state
 
@@ -354,32 +345,13 @@ class PerformanceEstimator:
             window.arrived(columns, clock)
 
     def resolved(self, version: str, columns: Columns) -> None:
-        """Remove predictions of one version that were matched (``columns`` with ``actual``)
-        or expired, as ``outcome_columns`` gives them."""
+        """Remove predictions of one version that ended: matched ones with an ``actual``
+        column (of the positive class), or expired ones, as ``outcome_columns`` gives them."""
         state = self._version(version)
         columns, _ = _scored(columns)
         state.pending.add(columns["predicted"], columns["score"], sign=-1)
         for window in state.windows.values():
             window.resolved(columns)
-
-    def on_predictions(self, predictions: Sequence[Prediction], clock: float) -> None:
-        """Add arriving predictions of this model to the pending set and the windows."""
-        columns = outcome_columns(predictions, self.positive_label)
-        for version, rows in group_rows(list(map(_VERSION, predictions))):
-            self.arrived(version, take_columns(columns, rows), clock)
-
-    def on_matched(self, pairs: Sequence[tuple[Prediction, Label]], clock: float) -> None:
-        """Remove matched predictions from the pending set; windows learn their labels."""
-        predictions = [p for p, _ in pairs]
-        columns = outcome_columns(predictions, self.positive_label, [label for _, label in pairs])
-        for version, rows in group_rows(list(map(_VERSION, predictions))):
-            self.resolved(version, take_columns(columns, rows))
-
-    def on_expired(self, predictions: Sequence[Prediction], clock: float) -> None:
-        """Remove predictions that expired unlabelled from the pending set."""
-        columns = outcome_columns(predictions, self.positive_label)
-        for version, rows in group_rows(list(map(_VERSION, predictions))):
-            self.resolved(version, take_columns(columns, rows))
 
     def report(self, clock: float) -> dict[str, Any]:
         """Per version: ``pending`` estimate, ``unscored`` count, and per window the

@@ -99,21 +99,3 @@ def chi2_homogeneity(reference: ArrayLike, current: ArrayLike) -> tuple[float, f
         return 0.0, 1.0
     result = chi2_contingency(table)
     return float(result.statistic), float(result.pvalue)
-
-
-def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values, as ``scipy.stats.false_discovery_control``.
-
-    >>> benjamini_hochberg([0.01, 0.04, 0.03, 0.5]).round(3)
-    array([0.04 , 0.053, 0.053, 0.5  ])
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    if m == 0:
-        return p.copy()
-    order = np.argsort(p)
-    scaled = p[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
-    result = np.empty(m)
-    result[order] = np.clip(adjusted, 0.0, 1.0)
-    return result

@@ -26,8 +26,6 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-import numpy as np
-
 from predwatch.batches import Columns, group_rows, take_columns
 from predwatch.config import Settings
 from predwatch.drift.calibration import ModelCalibration
@@ -35,6 +33,7 @@ from predwatch.drift.concept import ModelConceptDrift
 from predwatch.drift.data import DataDrift
 from predwatch.drift.estimate import PerformanceEstimator, outcome_columns
 from predwatch.drift.profile import ReferenceProfile
+from predwatch.metrics.errors import errors
 from predwatch.metrics.model import POSITIVE
 from predwatch.records import Prediction
 
@@ -62,7 +61,7 @@ class ModelDrift:
         if self.data is None or not predictions:
             return
         columns = outcome_columns(predictions, self.positive_label)
-        self.data.observe_version(version, predictions, clock, columns)
+        self.data.observe(version, predictions, clock, columns)
         if self.estimator is not None:
             self.estimator.arrived(version, columns, clock)
 
@@ -72,11 +71,10 @@ class ModelDrift:
         if not self.enabled or not len(columns["timestamp"]):
             return False
         predicted, actual = columns["predicted"], columns["actual"]
-        if self.task == "regression":
-            errors = np.abs(predicted - actual)
-        else:
-            errors = (predicted != actual).astype(np.float64)
-        drifted = bool(self.concept.observe(version, errors, columns["timestamp"]))
+        found = self.concept.observe(
+            version, errors(self.task, predicted, actual), columns["timestamp"]
+        )
+        drifted = bool(found)
         if self.estimator is not None and self.calibration is not None:
             outcomes = {
                 "timestamp": columns["timestamp"],

@@ -44,6 +44,7 @@ from prometheus_client.utils import floatToGoString
 from predwatch.catalogue import CATALOGUE, Spec
 from predwatch.exporter.health import Health
 from predwatch.report import Report
+from predwatch.safe_text import label_value
 
 # Families read live from the service rather than from the report.
 LIVE = frozenset(
@@ -128,9 +129,10 @@ def _values(report: Report, spec: Spec, family: Any) -> None:
         states = Counter((a.rule, a.state) for a in report.alerts)
         for (rule, state), count in sorted(states.items()):
             if state in ("pending", "firing"):
-                family.add_metric([rule, state], count)
+                family.add_metric([label_value(rule), state], count)
     for row in report.values.get(metric, ()):
-        family.add_metric(list(row.labels), row.value)
+        # Label values come from events (versions, tag values, classes, rules): made safe here.
+        family.add_metric([label_value(text) for text in row.labels], row.value)
 
 
 def _delays(report: Report, family: Any) -> None:
@@ -140,4 +142,4 @@ def _delays(report: Report, family: Any) -> None:
         for bound, count in zip([*delays.bounds, math.inf], delays.counts, strict=True):
             cumulative += count
             buckets.append((floatToGoString(bound), cumulative))
-        family.add_metric([model], buckets, sum_value=delays.total)
+        family.add_metric([label_value(model)], buckets, sum_value=delays.total)

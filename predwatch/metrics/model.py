@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -27,7 +28,7 @@ from predwatch.metrics.classification import (
     multiclass_metrics,
 )
 from predwatch.metrics.regression import RegressionStats, regression_metrics
-from predwatch.metrics.windows import CountWindow, TimeWindow, make_windows
+from predwatch.metrics.windows import Window, make_windows
 from predwatch.records import Label, Prediction
 
 OTHER = "other"  # tag values past the cap
@@ -46,7 +47,7 @@ class Scope:
     """Cumulative statistics and windows of one version, or one tag value of it."""
 
     cumulative: Stats
-    windows: dict[str, CountWindow | TimeWindow]
+    windows: dict[str, Window[Stats]]
 
 
 class ModelMetrics:
@@ -59,6 +60,7 @@ class ModelMetrics:
         if model.task == "binary":
             self._classes[model.positive_label] = POSITIVE
         self._tag_values: dict[str, set[str]] = {tag: set() for tag in settings.tags}
+        self.folded: Counter[str] = Counter()  # values past a cap, by kind
         self._scopes: dict[ScopeKey, Scope] = {}
 
     @property
@@ -81,6 +83,9 @@ class ModelMetrics:
     def _class_index(self, key: str) -> int:
         index = self._classes.get(key)
         if index is None:
+            if len(self._classes) >= self._settings.max_classes - 1 and key != OTHER:
+                self.folded["class"] += 1  # past the cap: one "other" class for the rest
+                return self._class_index(OTHER)
             taken = set(self._classes.values())
             index = next(i for i in range(len(taken) + 1) if i not in taken)
             self._classes[key] = index
@@ -91,6 +96,10 @@ class ModelMetrics:
 
     def _stats_of(self, columns: Columns) -> Stats:
         stats = self._new_stats()
+        self._update_stats(stats, columns)
+        return stats
+
+    def _update_stats(self, stats: Stats, columns: Columns) -> None:
         if isinstance(stats, RegressionStats):
             stats.update(columns["actual"], columns["predicted"])
         else:
@@ -101,16 +110,11 @@ class ModelMetrics:
                 positive=POSITIVE,
                 true_probability=columns.get("true_probability"),
             )
-        return stats
 
     def _scope(self, key: ScopeKey) -> Scope:
         scope = self._scopes.get(key)
         if scope is None:
-            windows = make_windows(
-                self._settings.windows,
-                CountWindow,
-                lambda duration: TimeWindow(duration, self._stats_of),
-            )
+            windows = make_windows(self._settings.windows, self._new_stats, self._update_stats)
             scope = self._scopes[key] = Scope(self._new_stats(), windows)
         return scope
 
@@ -177,16 +181,14 @@ class ModelMetrics:
         if len(seen) < self._settings.max_tag_values:
             seen.add(value)
             return value
+        self.folded["tag_value"] += 1
         return OTHER
 
     def _add(self, key: ScopeKey, columns: Columns, clock: float) -> None:
         scope = self._scope(key)
         scope.cumulative.merge(self._stats_of(columns))  # type: ignore[arg-type]
         for window in scope.windows.values():
-            if isinstance(window, CountWindow):
-                window.add(columns)
-            else:
-                window.add(columns, clock)
+            window.add(columns, clock)
 
     def metrics_of(self, stats: Stats) -> dict[str, Any]:
         if isinstance(stats, RegressionStats):
@@ -195,21 +197,16 @@ class ModelMetrics:
             return binary_metrics(stats, POSITIVE)
         return multiclass_metrics(stats)
 
-    def window_stats(self, window: CountWindow | TimeWindow, clock: float) -> Stats:
+    def window_stats(self, window: Window[Stats], clock: float) -> Stats:
         """Statistics of what ``window`` holds at event time ``clock``."""
-        if isinstance(window, CountWindow):
-            columns = window.columns()
-            return self._stats_of(columns) if columns else self._new_stats()
-        stats = self._new_stats()
-        window.stats(clock, stats)
-        return stats
+        return window.stats(clock)
 
     def _report_scope(self, scope: Scope, clock: float) -> dict[str, Any]:
         windows: dict[str, Any] = {}
         for name, window in scope.windows.items():
-            entry = self.metrics_of(self.window_stats(window, clock))
-            if isinstance(window, TimeWindow):
-                entry["start"], entry["end"] = window.span(clock)
+            entry = self.metrics_of(window.stats(clock))
+            if (span := window.span(clock)) is not None:
+                entry["start"], entry["end"] = span
             windows[name] = entry
         return {"cumulative": self.metrics_of(scope.cumulative), "windows": windows}
 

@@ -103,6 +103,8 @@ class QualityStage:
                             if key in GAUGES:
                                 builder.add(GAUGES[key], labels, number, count)
             self._statistics(builder, model, metrics)
+            for kind, count in sorted(metrics.folded.items()):
+                builder.add("predwatch_folded_values_total", (model, kind), count)
 
     def _statistics(self, builder: ReportBuilder, model: str, metrics: ModelMetrics) -> None:
         settings = self._settings.models[model]

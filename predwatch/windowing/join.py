@@ -40,6 +40,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from predwatch.records import Label, Prediction
@@ -80,7 +81,9 @@ class PartitionJoin:
         idle_timeout: float,
         expired_id_memory: int,
         created: float | None = None,
+        fits: Callable[[Prediction, Label], bool] | None = None,
     ) -> None:
+        self._fits = fits or label_fits
         self._label_timeout = label_timeout
         self._grace = grace
         self._memory_size = expired_id_memory
@@ -151,7 +154,7 @@ class PartitionJoin:
                     result.late_labels.append(label)
                 elif gap < -grace:
                     result.orphan_labels.append(label)
-                elif _fits(prediction, label):
+                elif self._fits(prediction, label):
                     result.matched.append((prediction, label))
                     ended[key] = PREDICTION | LABEL
                     continue
@@ -192,7 +195,7 @@ class PartitionJoin:
                 result.late_labels.append(label)
             elif gap < -grace:
                 result.orphan_labels.append(label)
-            elif _fits(prediction, label):
+            elif self._fits(prediction, label):
                 del pending[key]
                 result.matched.append((prediction, label))
                 ended[key] = PREDICTION | LABEL
@@ -243,6 +246,7 @@ def _latest(mark: Watermark) -> float:
     return -math.inf if latest is None else latest
 
 
-def _fits(prediction: Prediction, label: Label) -> bool:
-    """A regression prediction needs a numeric label; any label names a class."""
+def label_fits(prediction: Prediction, label: Label) -> bool:
+    """A regression prediction needs a numeric label; any label names a class (the monitor
+    passes a stricter check that knows each model's classes)."""
     return label.number is not None or not isinstance(prediction.value, float)

@@ -20,6 +20,7 @@ from predwatch.alerts.sinks.notification import (
     Notification,
     annotations_with_value,
     rfc3339,
+    safe_labels,
 )
 from predwatch.alerts.sinks.settings import AlertmanagerSinkSettings
 from predwatch.alerts.sinks.transport import encode, post_json
@@ -31,7 +32,7 @@ def postable_alert(notification: Notification) -> dict[str, object]:
     The current value is added as the ``value`` annotation unless one is given.
     """
     alert: dict[str, object] = {
-        "labels": dict(notification.labels),
+        "labels": safe_labels(notification.labels),
         "annotations": annotations_with_value(notification),
         "startsAt": rfc3339(notification.starts_at),
     }

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from predwatch.alerts.sinks.delivery import Sink
-from predwatch.alerts.sinks.notification import Notification
+from predwatch.alerts.sinks.notification import Notification, safe_annotations, safe_labels
 
 logger = logging.getLogger("predwatch.alerts")
 
@@ -25,11 +25,12 @@ def _value(text: str) -> str:
 
 def line(n: Notification) -> str:
     """The logfmt-style line logged for ``n``: status, labels, value, fingerprint, annotations."""
-    fields = [f"{k}={_value(v)}" for k, v in n.labels.items()]
+    fields = [f"{k}={_value(v)}" for k, v in safe_labels(n.labels).items()]
     if n.value is not None:
         fields.append(f"value={n.value:.6g}")
     fields.append(f"fingerprint={_value(n.fingerprint)}")
-    fields += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in n.annotations.items()]
+    annotations = safe_annotations(n.annotations).items()
+    fields += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in annotations]
     return f"alert {n.status} " + " ".join(fields)
 
 

@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
+
+from predwatch.safe_text import alert_text, label_value
 
 if TYPE_CHECKING:
     from predwatch.alerts.engine import Transition
@@ -63,13 +66,27 @@ def rfc3339(epoch: float) -> str:
     )
 
 
+def safe_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """``labels`` with every value made a safe label value (events can fill them).
+
+    >>> safe_labels({"model": "fraud", "version": "two\\nlines"})["version"][:10]
+    'two�lines~'
+    """
+    return {name: label_value(value) for name, value in labels.items()}
+
+
+def safe_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    """``annotations`` with every value made safe alert text (templates can quote events)."""
+    return {name: alert_text(value) for name, value in annotations.items()}
+
+
 def annotations_with_value(notification: Notification) -> dict[str, str]:
-    """The annotations, plus the current value as ``value`` unless one is given.
+    """The annotations made safe, plus the current value as ``value`` unless one is given.
 
     >>> annotations_with_value(Notification("f", "firing", {}, {"summary": "s"}, value=0.8123456))
     {'summary': 's', 'value': '0.812346'}
     """
-    annotations = dict(notification.annotations)
+    annotations = safe_annotations(notification.annotations)
     if notification.value is not None:
         annotations.setdefault("value", f"{notification.value:.6g}")
     return annotations
@@ -84,8 +101,8 @@ def as_event(notification: Notification) -> dict[str, object]:
     return {
         "fingerprint": notification.fingerprint,
         "status": notification.status,
-        "labels": dict(notification.labels),
-        "annotations": dict(notification.annotations),
+        "labels": safe_labels(notification.labels),
+        "annotations": safe_annotations(notification.annotations),
         "startsAt": rfc3339(notification.starts_at),
         "endsAt": rfc3339(notification.ends_at) if notification.ends_at is not None else None,
         "startsAtSeconds": notification.starts_at,

@@ -16,23 +16,33 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from predwatch.durations import Duration
+from predwatch.redact import redact_url
 
 WebhookFormat = Literal["alertmanager", "slack"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A URL can carry a password or a token: never echo what was given in an error.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    """An http(s) URL, without a trailing ``/``; ``user:password@`` is sent as basic auth."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ValueError(f"{redact_url(value)!r} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{redact_url(value)!r} is not an http:// or https:// URL")
     return value.rstrip("/") if parts.path in ("", "/") else value
 
 
 class AlertmanagerSinkSettings(_Section):
     """One Alertmanager; alerts are POSTed to ``<url>/api/v2/alerts``.
+
+    Credentials in the URL (``https://user:password@am:9093``) are sent as HTTP
+    basic auth, as Prometheus does with such a URL.
 
     A firing alert is re-sent every ``resend_every`` until it resolves, because
     Alertmanager resolves an alert it has not heard of for its own ``resolve_timeout``
@@ -40,7 +50,7 @@ class AlertmanagerSinkSettings(_Section):
     """
 
     name: str | None = None
-    url: str
+    url: str = Field(repr=False)  # may hold credentials
     resend_every: Duration = 60.0
     resolve_timeout: Duration = 300.0  # Alertmanager's global.resolve_timeout (default 5m)
     timeout: Duration = 10.0
@@ -65,13 +75,14 @@ class WebhookSinkSettings(_Section):
     """One webhook: a JSON POST in Alertmanager's webhook format (version 4) or Slack's.
 
     With ``secret``, the body's HMAC-SHA256 is sent as ``X-Predwatch-Signature:
-    sha256=<hex>``; ``headers`` are added to every request (e.g. ``Authorization``).
+    sha256=<hex>``; ``headers`` are added to every request (e.g. ``Authorization``) and
+    are kept as secrets. Credentials in the URL are sent as HTTP basic auth.
     """
 
     name: str | None = None
-    url: str
+    url: str = Field(repr=False)  # Slack's and others' URLs hold their token
     secret: SecretStr | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
     format: WebhookFormat = "alertmanager"
     receiver: str = "predwatch"  # the payload's "receiver" field
     timeout: Duration = 10.0

@@ -5,11 +5,12 @@ A URL is never logged whole: webhook URLs (Slack's) carry their secret in the pa
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from predwatch.alerts.sinks.delivery import DeliveryError
 
@@ -30,6 +31,27 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}/..."
 
 
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without ``user:password@``, and the basic-auth header those credentials make.
+
+    urllib would take ``user:password@host`` for a host name and never connect; Prometheus
+    and Alertmanager's own clients send such credentials as basic auth, and so does this.
+
+    >>> split_credentials("http://am:9093/api/v2/alerts")
+    ('http://am:9093/api/v2/alerts', {})
+    >>> split_credentials("https://ops:p%40ss@am:9093/api/v2/alerts")
+    ('https://am:9093/api/v2/alerts', {'Authorization': 'Basic b3BzOnBAc3M='})
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, {"Authorization": f"Basic {token}"}
+
+
 def encode(payload: object) -> bytes:
     """The compact UTF-8 JSON bytes of ``payload``."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -39,13 +61,17 @@ def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float)
     """POST ``body`` (JSON bytes) to ``url``; raise ``DeliveryError`` unless the answer is 2xx.
 
     Connection errors, timeouts, 5xx and 408/425/429 are retryable; other 4xx are not
-    (the request itself is wrong, so sending it again cannot help).
+    (the request itself is wrong, so sending it again cannot help). Credentials in ``url``
+    are sent as basic auth unless ``headers`` has its own ``Authorization``.
     """
+    bare, auth = split_credentials(url)
+    given = {name.lower() for name in headers}
+    auth = {} if "authorization" in given else auth
     request = urllib.request.Request(
-        url,
+        bare,
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "predwatch", **headers},
+        headers={"Content-Type": "application/json", "User-Agent": "predwatch", **auth, **headers},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -27,9 +27,11 @@ from predwatch.alerts.sinks.notification import (
     Notification,
     annotations_with_value,
     rfc3339,
+    safe_labels,
 )
 from predwatch.alerts.sinks.settings import WebhookSinkSettings
 from predwatch.alerts.sinks.transport import encode, post_json
+from predwatch.safe_text import label_value, slack_text
 
 SIGNATURE_HEADER = "X-Predwatch-Signature"
 SLACK_MAX_ALERTS = 40  # Slack allows 50 blocks per message
@@ -53,19 +55,20 @@ def webhook_payload(
     group: Sequence[Notification], *, receiver: str = "predwatch", external_url: str = ""
 ) -> dict[str, object]:
     """The Alertmanager webhook (version 4) body of ``group`` (alerts of one ``alertname``)."""
-    alertname = group[0].alertname
+    alertname = label_value(group[0].alertname)
+    labels = [safe_labels(n.labels) for n in group]
     annotations = [annotations_with_value(n) for n in group]
     alerts = [
         {
             "status": n.status,
-            "labels": dict(n.labels),
+            "labels": safe,
             "annotations": a,
             "startsAt": rfc3339(n.starts_at),
             "endsAt": rfc3339(n.ends_at) if n.ends_at is not None else ZERO_TIME,
             "generatorURL": n.generator_url or "",
             "fingerprint": n.fingerprint,
         }
-        for n, a in zip(group, annotations, strict=True)
+        for n, safe, a in zip(group, labels, annotations, strict=True)
     ]
     escaped = alertname.replace("\\", "\\\\").replace('"', '\\"')
     return {
@@ -73,7 +76,7 @@ def webhook_payload(
         "status": _group_status(group),
         "alerts": alerts,
         "groupLabels": {"alertname": alertname},
-        "commonLabels": _common([n.labels for n in group]),
+        "commonLabels": _common(labels),
         "commonAnnotations": _common(annotations),
         "externalURL": external_url,
         "version": "4",
@@ -82,22 +85,33 @@ def webhook_payload(
     }
 
 
+def _slack_label(n: Notification, name: str) -> str:
+    """A label's value as Slack text: safe, escaped, ``""`` when absent."""
+    return slack_text(label_value(n.labels.get(name) or ""))
+
+
+def _slack_url(url: str) -> str:
+    """``url`` inside ``<url|text>``: escaped, and no ``|`` to end it early."""
+    return slack_text(url).replace("|", "%7C")
+
+
 def _slack_line(n: Notification) -> str:
-    scope = " ".join(v for v in (n.labels.get("model"), n.labels.get("version")) if v)
-    details = [f"{k} {n.labels[k]}" for k in ("window", "severity") if n.labels.get(k)]
+    """One alert as ``mrkdwn``; every value from events is escaped (no mention, no link)."""
+    scope = " ".join(v for v in (_slack_label(n, "model"), _slack_label(n, "version")) if v)
+    details = [f"{k} {_slack_label(n, k)}" for k in ("window", "severity") if n.labels.get(k)]
     if n.value is not None:
         details.append(f"value {n.value:.4g}")
     since = datetime.fromtimestamp(n.starts_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     details.append(f"since {since}")
     if n.ends_at is not None and not n.firing:
         details.append("until " + datetime.fromtimestamp(n.ends_at, UTC).strftime("%H:%M UTC"))
-    text = n.annotations.get("summary") or n.annotations.get("description") or ""
-    line = f"{'🔥' if n.firing else '✅'} *{scope or n.alertname}*"
+    text = slack_text(n.annotations.get("summary") or n.annotations.get("description") or "")
+    line = f"{'🔥' if n.firing else '✅'} *{scope or slack_text(n.alertname)}*"
     if text:
         line += f": {text}"
     line += f"\n{' · '.join(details)}"
     if n.generator_url:
-        line += f" · <{n.generator_url}|status>"
+        line += f" · <{_slack_url(n.generator_url)}|status>"
     return line
 
 
@@ -111,7 +125,7 @@ def slack_payload(group: Sequence[Notification]) -> dict[str, object]:
     firing = sum(n.firing for n in group)
     status = _group_status(group)
     count = firing if status == "firing" else len(group)
-    title = f"[{status.upper()}:{count}] {group[0].alertname}"
+    title = f"[{status.upper()}:{count}] {slack_text(label_value(group[0].alertname))}"
     blocks: list[dict[str, object]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*"}}
     ]
@@ -153,7 +167,7 @@ class WebhookSink(Sink):
     def send(self, batch: Sequence[Notification]) -> None:
         """POST ``batch`` (one group); raises ``DeliveryError`` (see ``transport.post_json``)."""
         body = self.body(batch)
-        headers = dict(self.settings.headers)
+        headers = {k: v.get_secret_value() for k, v in self.settings.headers.items()}
         if self.settings.secret is not None:
             headers[SIGNATURE_HEADER] = signature(body, self.settings.secret.get_secret_value())
         post_json(self.settings.url, body, headers, self.settings.timeout)
