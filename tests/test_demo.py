@@ -1,4 +1,5 @@
-"""The demo: seeded traffic with a known concept change, its producer, and a whole short run."""
+"""The demo: seeded traffic with a known concept change, its producer, a whole short run whose
+findings match what was injected, and recorded traffic that replays to the same counts."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import re
 import threading
 from dataclasses import dataclass
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from predwatch.cli import build_parser
-from predwatch.config import Settings
-from predwatch.demo.app import run_demo
-from predwatch.demo.simulator import Served, Simulator, Traffic
+from predwatch.config import Settings, load_settings
+from predwatch.consumer.files import replay
+from predwatch.demo.app import DemoResult, run_demo
+from predwatch.demo.record import record
+from predwatch.demo.simulator import Segment, Served, Simulator, Traffic
+from predwatch.demo.synthetic import START
+from predwatch.demo.view import LEGEND
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
 
@@ -146,25 +152,140 @@ def test_simulator_sends_predictions_then_their_labels_when_due(traffic: Traffic
     assert simulator.stats.labels == len(labels)
 
 
-def test_demo_parser_takes_duration_and_rate() -> None:
+# --- the injected segment -------------------------------------------------------------------
+
+SEGMENT = Segment(region="apac", min_loan=400_000.0, share=0.3)
+
+
+@pytest.fixture(scope="module")
+def local_change() -> list[Served]:
+    traffic = Traffic(seed=5, rate=100.0, change_at=CHANGE_AT, segment=SEGMENT)
+    return list(traffic.until(4 * CHANGE_AT, start=START))
+
+
+def _inside(event: Served) -> bool:
+    message = event.prediction
+    return bool(message["tags"]["region"] == "apac" and message["features"]["loan"] > 400_000)
+
+
+def test_a_local_change_hits_the_segment_only(local_change: list[Served]) -> None:
+    before = [e for e in local_change if not e.changed]
+    after = [e for e in local_change if e.changed]
+    # Before the change the model is as good inside the region as outside it.
+    assert _accuracy([e for e in before if _inside(e)]) > 0.75  # few pairs: ~70
+    assert _accuracy([e for e in before if not _inside(e)]) > 0.85
+    # After it, the labels inside are the reverse of the old ones; outside nothing changed.
+    assert _accuracy([e for e in after if _inside(e)]) < 0.2
+    assert _accuracy([e for e in after if not _inside(e)]) > 0.85
+    # The segment grows: 30% moved in, plus a third (apac) of the fifth above 400,000.
+    share = np.mean([_inside(e) for e in after])
+    assert 0.3 < share < 0.4
+    assert np.mean([_inside(e) for e in before]) < 0.1
+
+
+def test_without_a_segment_the_traffic_is_unchanged() -> None:
+    """The option leaves the whole-traffic change (used by the compose stack) as it was."""
+    plain = Traffic(seed=5, rate=50.0, change_at=2.0, train_size=500)
+    local = Traffic(seed=5, rate=50.0, change_at=2.0, train_size=500, segment=SEGMENT)
+    first, second = list(plain.until(1.9, START)), list(local.until(1.9, START))
+    assert [e.prediction for e in first] == [e.prediction for e in second]
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_demo_parser_takes_its_options() -> None:
     parser = build_parser()
     args = parser.parse_args(["demo", "--duration", "5", "--rate", "50"])
-    assert (args.duration, args.rate, args.http_port) == (5.0, 50.0, 0)
-    assert args.verb == "demo"
+    assert (args.duration, args.rate, args.http_port, args.change_at) == (5.0, 50.0, 0, None)
+    assert (args.record, args.plain, args.verb) == (None, False, "demo")
+    args = parser.parse_args(["demo", "--change-at", "20", "--record", "d", "--plain"])
+    assert (args.change_at, args.record, args.plain) == (20.0, "d", True)
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--rate", "0"])
 
 
-def test_demo_runs_end_to_end_and_shows_the_change() -> None:
+# --- a whole run -------------------------------------------------------------------------------
+
+DURATION, RATE, DEMO_CHANGE = 36.0, 200.0, 12.0
+DETECTION_BOUND = 10.0  # seconds after the change by which ADWIN must have seen it
+
+
+@dataclass
+class Run:
+    result: DemoResult
+    text: str
+    directory: Path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One short demo on its own embedded broker, recording what it sends."""
+    directory = tmp_path_factory.mktemp("demo") / "traffic"
     out = StringIO()
-    assert run_demo(duration=12, rate=100, out=out) == 0
-    text = out.getvalue()
-    view_lines = re.findall(r"^\s+\d+s\s+\d+\s+\d+", text, flags=re.MULTILINE)
-    assert len(view_lines) >= 2, text
-    joined = re.search(r"joined (\d+)", text)
-    assert joined and int(joined.group(1)) > 0, text
-    before = re.search(r"before the concept change: ([\d.]+)", text)
-    after = re.search(r"after it \(pairs joined from [\d.]+ s on\): ([\d.]+)", text)
-    assert before and after, text
-    assert float(after.group(1)) < float(before.group(1)) - 0.2, text
-    assert re.search(r"/metrics was served at http://127\.0\.0\.1:\d+/metrics", text), text
+    result = run_demo(DURATION, RATE, out, change_at=DEMO_CHANGE, record=directory)
+    return Run(result, out.getvalue(), directory)
+
+
+def test_the_demo_detects_the_injected_change(run: Run) -> None:
+    found, change = run.result.findings, run.result.injected.start + DEMO_CHANGE
+    # A detection carries its pair's prediction time: a pair predicted a few seconds before
+    # the change may be labelled after it. None may come earlier than that.
+    early = run.result.injected.early()
+    assert [at for at in found.concept_drift if at < early] == [], run.text
+    after = [at for at in found.concept_drift if at >= early]
+    assert after and after[0] - change < DETECTION_BOUND, run.text
+    fired = {(t.rule, t.to_state): t.at for t in found.transitions}
+    assert change <= fired[("ConceptDriftDetected", "firing")] < change + DETECTION_BOUND + 5
+    assert fired[("FeatureDriftDetected", "firing")] >= change, run.text
+    assert all(t.at >= change for t in found.transitions), run.text
+    assert dict(found.drifting).keys() & {"loan", "loan_to_income"}, run.text
+
+
+def test_the_top_segment_is_the_injected_one(run: Run) -> None:
+    segment = run.result.findings.segment
+    assert segment is not None, run.text
+    assert "loan" in segment.rule or "tags.region" in segment.rule, run.text
+    # The segment's pairs err mostly (reversed labels); elsewhere about as before.
+    assert segment.value > 0.5 and segment.rest < 0.2, run.text
+
+
+def test_the_demo_explains_itself(run: Run) -> None:
+    text = run.text
+    assert re.search(r"status page http://127\.0\.0\.1:\d+/ ", text), text
+    assert LEGEND in text
+    rows = re.findall(r"^\s+\d+s\s+\d+\s+\d+\s+\d+", text, flags=re.MULTILINE)
+    assert len(rows) >= 4, text
+    assert "the concept changes now" in text
+    assert re.search(r"alert ConceptDriftDetected FIRING", text), text
+    assert re.search(r"concept drift \(ADWIN on the errors\): first detected at [\d.]+ s", text)
+    assert re.search(r"top failing segment: '[^']*(loan|tags\.region)", text), text
+
+
+def test_recorded_traffic_replays_to_the_same_counts(run: Run) -> None:
+    directory, sent = run.directory, run.result.sent
+    lines = [
+        len((directory / name).read_text().splitlines())
+        for name in ("predictions.jsonl", "labels.jsonl")
+    ]
+    assert lines == [sent.predictions, sent.labels]
+    settings = load_settings(directory / "config.yaml")
+    monitor = replay(settings, directory / "predictions.jsonl", directory / "labels.jsonl")
+    live = run.result.report.join
+    counts = monitor.counts
+    assert (counts.predictions, counts.labels, counts.matched) == (
+        live["predictions"],
+        live["labels"],
+        live["matched"],
+    )
+    assert counts.invalid == 0
+
+
+def test_recording_without_a_broker_is_deterministic(tmp_path: Path) -> None:
+    first = record(tmp_path / "a", minutes=0.25, rate=50.0)
+    second = record(tmp_path / "b", minutes=0.25, rate=50.0)
+    assert first == second and 600 < first.predictions < 900
+    for name in ("predictions.jsonl", "labels.jsonl", "config.yaml"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    labels = [json.loads(x) for x in (tmp_path / "a" / "labels.jsonl").read_text().splitlines()]
+    assert len(labels) == first.labels

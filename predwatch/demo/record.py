@@ -10,7 +10,7 @@ starts at 2026-11-27T00:00:00Z, so the same options always write the same files.
 
 >>> import tempfile
 >>> directory = Path(tempfile.mkdtemp())
->>> record(directory, minutes=0.5, rate=10.0)
+>>> record(directory, minutes=0.5, rate=10.0)  # doctest: +ELLIPSIS
 Recorded(predictions=..., labels=...)
 >>> sorted(p.name for p in directory.iterdir())
 ['config.yaml', 'labels.jsonl', 'predictions.jsonl']
@@ -46,8 +46,8 @@ def _line(message: dict[str, Any]) -> str:
 
 def record(
     directory: str | Path,
-    minutes: float = 20.0,
-    rate: float = 20.0,
+    minutes: float = 2.0,
+    rate: float = 200.0,
     *,
     change_at: float | None = None,
     label_delay: float = 2.0,
@@ -116,13 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the demo's traffic (a concept change half way, inside one "
         "segment) as predictions.jsonl, labels.jsonl and config.yaml in DIR, for "
         "predwatch replay. The same options always write the same files.",
-        epilog="example: python -m predwatch.demo.record --minutes 20 demo-traffic && "
+        epilog="example: python -m predwatch.demo.record --minutes 2 demo-traffic && "
         "predwatch replay --config demo-traffic/config.yaml --predictions "
         "demo-traffic/predictions.jsonl --labels demo-traffic/labels.jsonl",
     )
     parser.add_argument("directory", metavar="DIR", help="where to write the files")
-    parser.add_argument("--minutes", type=float, default=20.0, help="length of traffic (20)")
-    parser.add_argument("--rate", type=float, default=20.0, help="predictions per second (20)")
+    parser.add_argument("--minutes", type=float, default=2.0, help="length of traffic (2)")
+    parser.add_argument("--rate", type=float, default=200.0, help="predictions per second (200)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the traffic (7)")
     return parser
 
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recorded = record(args.directory, args.minutes, args.rate, seed=args.seed)
     print(
         f"wrote {recorded.predictions} predictions and {recorded.labels} labels to "
-        f"{args.directory}/ (the concept changes after {args.minutes / 2:g} minutes)"
+        f"{args.directory}/ (the concept changes after {args.minutes * 30:g} s)"
     )
     return 0
 

@@ -184,17 +184,22 @@ class RichView:
     def _render(self) -> Any:
         from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(expand=False, box=None, header_style="bold")
-        for name in HEADER.split()[:-1]:
-            table.add_column(name, justify="right")
-        table.add_column("firing", style="red")
+        for name in HEADER.split()[:-3]:
+            table.add_column(name, justify="right", no_wrap=True)
+        # Names wrap rather than being cut, so that a narrow terminal still shows them all.
+        table.add_column("drifting", overflow="fold", style="yellow")
+        table.add_column("concept", justify="right", no_wrap=True)
+        table.add_column("firing", overflow="fold", style="red")
         for row in self._rows:
             table.add_row(*row.cells())
         changed = "changed" if self._bar.tasks[0].completed >= self._change_at else "changes"
         description = f"the concept {changed} at {self._change_at:g} s"
         self._bar.update(self._task, description=description)
-        events = [f"[bold]{text}[/]" for text in self._events]
+        # Text, not markup: an alert's summary may hold brackets.
+        events = [Text(text, style="bold") for text in self._events]
         return Group(self._bar, table, *events)
 
     def _refresh(self) -> None:
