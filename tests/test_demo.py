@@ -289,3 +289,24 @@ def test_recording_without_a_broker_is_deterministic(tmp_path: Path) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     labels = [json.loads(x) for x in (tmp_path / "a" / "labels.jsonl").read_text().splitlines()]
     assert len(labels) == first.labels
+
+
+def _readme_alert() -> dict[str, Any]:
+    """The JSON example under "The summary's `alerts`" in the README."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    after = text[text.index("The summary's `alerts` lists") :]
+    block = after[after.index("```json") + len("```json") : after.index("```\n", 8)]
+    return dict(json.loads(block))
+
+
+def test_the_readmes_alert_example_is_what_its_commands_give(tmp_path: Path) -> None:
+    """``python -m predwatch.demo.record demo-traffic`` then ``predwatch replay`` on it."""
+    record(tmp_path)  # the command's defaults
+    settings = load_settings(tmp_path / "config.yaml")
+    summary = replay(settings, tmp_path / "predictions.jsonl", tmp_path / "labels.jsonl").summary()
+    fired = [a for a in summary["alerts"] if a["rule"] == "CreditAccuracyLow"]
+    assert [a["to_state"] for a in fired] == ["pending", "firing"]  # "fires once"
+    expected = _readme_alert()
+    # The fingerprint's scheme is the alert engine's, not the example's: compared by form.
+    assert re.fullmatch(r"[0-9a-f]{16}", expected.pop("fingerprint"))
+    assert {k: v for k, v in fired[1].items() if k != "fingerprint"} == expected

@@ -142,7 +142,8 @@ def _intro(
         f"'{SEGMENT.rule}' (the labels there turn into the reverse of what the model "
         f"learnt), which grows to about {SEGMENT.share:.0%} of the traffic.",
         "alert rules: CreditAccuracyLow (accuracy of the last 500 pairs below 0.8 for 10 s), "
-        "ConceptDriftDetected and FeatureDriftDetected (each firing 30 s after a detection)",
+        "ConceptDriftDetected and FeatureDriftDetected (each kept firing 20 s after its last "
+        "detection)",
     ]
 
 

@@ -52,11 +52,14 @@ def demo_config(rate: float, change_at: float) -> dict[str, Any]:
             "tags": ["region"],
         },
         "drift": {"reference": {"first": reference}, "min_samples": 500},
-        # Segments from a fifth of the pairs, recomputed every few seconds: a short run has
-        # few pairs, and the demo shows the segment as soon as it is found.
+        # Segments from a fifth of the pairs, recomputed every few seconds, with a tree and
+        # held-out pairs of the last 1000 sampled pairs (about 30 s at 200/s): a short run
+        # has few pairs, and its segments should follow the change within seconds.
         "diagnostics": {
             "sample_rate": 0.2,
             "evaluation_rate": 0.2,
+            "window": 1000,
+            "recent_pairs": 1000,
             "refresh_pairs": 500,
             "refresh_interval": "5s",
         },
@@ -79,11 +82,11 @@ def demo_config(rate: float, change_at: float) -> dict[str, Any]:
                     },
                 }
             ],
-            # A detection is a moment: keep it firing for 30 s, so that it also resolves
+            # A detection is a moment: keep it firing for 20 s, so that it also resolves
             # within the run.
             "builtin": {
-                "concept_drift": {"enabled": True, "keep_firing_for": "30s"},
-                "feature_drift": {"enabled": True, "keep_firing_for": "30s"},
+                "concept_drift": {"enabled": True, "keep_firing_for": "20s"},
+                "feature_drift": {"enabled": True, "keep_firing_for": "20s"},
             },
             # The demo prints alerts itself; no log line per notification.
             "sinks": {"log": False},
