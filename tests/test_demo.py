@@ -20,10 +20,12 @@ from predwatch.consumer.files import replay
 from predwatch.demo.app import DemoResult, run_demo
 from predwatch.demo.record import record
 from predwatch.demo.simulator import Segment, Served, Simulator, Traffic
+from predwatch.demo.story import Injected, Timeline, findings, story_lines
 from predwatch.demo.synthetic import START
-from predwatch.demo.view import LEGEND
+from predwatch.demo.view import LEGEND, PlainView, RichView, make_view, read_row
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
+from predwatch.report import Report, Value
 
 CHANGE_AT = 10.0
 
@@ -310,3 +312,67 @@ def test_the_readmes_alert_example_is_what_its_commands_give(tmp_path: Path) -> 
     # The fingerprint's scheme is the alert engine's, not the example's: compared by form.
     assert re.fullmatch(r"[0-9a-f]{16}", expected.pop("fingerprint"))
     assert {k: v for k, v in fired[1].items() if k != "fingerprint"} == expected
+
+
+# --- the view and the story, from hand-made reports --------------------------------------------
+
+
+def _report(at: float, **join: int) -> Report:
+    rows = [
+        Value("predwatch_accuracy_ratio", ("credit", "v1", "last_500", "", ""), 0.61, 500),
+        Value("predwatch_accuracy_ratio", ("credit", "v1", "last_500", "region", "eu"), 0.9, 90),
+        Value("predwatch_estimated_accuracy_ratio", ("credit", "v1", "last_500"), 0.92),
+        Value("predwatch_feature_drift_detected", ("credit", "v1", "last_500", "loan"), 1.0),
+        Value("predwatch_feature_drift_detected", ("credit", "v1", "1m", "age"), 0.0),
+        Value("predwatch_concept_drift", ("credit", "v1", "adwin"), 2.0),
+    ]
+    values: dict[str, tuple[Value, ...]] = {}
+    for row in rows:
+        values[row.metric] = (*values.get(row.metric, ()), row)
+    return Report(at=at, join=join, values=values)
+
+
+def test_a_row_reads_the_report_alone() -> None:
+    before = _report(100.0, predictions=1000, labels=900, matched=850)
+    now = _report(105.0, predictions=2000, labels=1500, matched=1400, pending_predictions=300)
+    row = read_row(now, 25.0, before, 5.0)
+    # 1000 predictions and 600 labels more in 5 s; the untagged figures of the view's window.
+    assert (row.predictions_per_second, row.labels_per_second) == (200.0, 120.0)
+    assert (row.joined, row.pending, row.accuracy, row.estimated) == (1400, 300, 0.61, 0.92)
+    assert (row.drifting, row.concept, row.firing) == (("loan",), 2, ())
+
+
+class _Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plain_lines_unless_on_a_terminal() -> None:
+    assert isinstance(make_view(StringIO(), 60, 20), PlainView)
+    assert isinstance(make_view(_Terminal(), 60, 20, plain=True), PlainView)
+    assert isinstance(make_view(_Terminal(), 60, 20), RichView)
+
+
+@dataclass
+class StoryCase:
+    detections: list[float]  # seconds of the traffic
+    expected: str
+
+
+STORY_CASES = [
+    # After the change: the delay is counted from it.
+    StoryCase([23.5], "first detected at 23.5 s, 3.5 s after the change"),
+    # A pair predicted just before the change, labelled after it, may tip the detector.
+    StoryCase([18.0], "first detected at 18.0 s, on a pair predicted 2.0 s before the change"),
+    # Well before the change is a false alarm, told apart from the detection.
+    StoryCase([5.0, 21.0], "first detected at 21.0 s, 1.0 s after the change; 1 false alarm"),
+    StoryCase([5.0], "not detected after the change"),
+]
+
+
+@pytest.mark.parametrize("case", STORY_CASES)
+def test_the_story_sets_detections_against_the_change(case: StoryCase) -> None:
+    injected = Injected(start=1000.0, change_at=20.0)
+    timeline = Timeline(injected, concept_drift=[1000.0 + at for at in case.detections])
+    lines = story_lines(injected, findings(Report(), [], timeline))
+    assert case.expected in lines[1]

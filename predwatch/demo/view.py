@@ -31,7 +31,7 @@ LEGEND = (
     "labels read per second since the previous row (labels come ~2 s after their "
     "prediction, 10% never); joined = predictions matched with their label so far; pending "
     "= predictions still waiting for their label; acc = accuracy of the last 500 joined "
-    "pairs; est = accuracy of the same predictions estimated from their scores alone "
+    "pairs; est = accuracy of the latest 500 predictions estimated from their scores alone "
     "(CBPE): acc falling below est means the link between features and labels changed; "
     "drifting = features whose distribution drifts from the reference (the first "
     "predictions); concept = concept drift detections on the stream of errors (ADWIN); "
