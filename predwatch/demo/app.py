@@ -46,7 +46,7 @@ __all__ = ["DemoResult", "run_demo"]
 
 PARTITIONS = 3
 TICK = 0.25  # seconds between the main loop's looks at the report
-DRAIN_TIMEOUT = 5.0  # seconds to let the service consume what was sent, after the simulator
+DRAIN_TIMEOUT = 15.0  # seconds at most for the service to read what was sent, at the end
 JOIN_TIMEOUT = 15.0  # seconds to wait for a thread to end
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from predwatch.alerts.engine import Transition
 from predwatch.demo.simulator import MODEL, Segment, Traffic
-from predwatch.report import Report
+from predwatch.report import Report, iso
 from predwatch.report import Segment as Found
 
 __all__ = [
@@ -178,6 +178,6 @@ def story_lines(injected: Injected, found: Findings) -> list[str]:
         value = "" if transition.value is None else f" (value {transition.value:.3g})"
         lines.append(
             f"  alert {transition.rule} {transition.to_state} at "
-            f"{injected.offset(transition.at):.0f} s{value}"
+            f"{injected.offset(transition.at):.0f} s ({iso(transition.at)}){value}"
         )
     return lines
