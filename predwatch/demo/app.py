@@ -27,7 +27,7 @@ from predwatch.alerts.engine import Transition
 from predwatch.demo.broker import BrokerError, EmbeddedBroker
 from predwatch.demo.config import LABELS_TOPIC, PREDICTIONS_TOPIC, demo_settings
 from predwatch.demo.record import CONFIG, LABELS, PREDICTIONS, Recorded, Recorder
-from predwatch.demo.simulator import MODEL, SimulationStats, Simulator
+from predwatch.demo.simulator import MODEL, SimulationStats, Simulator, Traffic
 from predwatch.demo.story import (
     SEGMENT,
     Findings,
@@ -118,7 +118,7 @@ def run_demo(
                 on_send=recorder,
             )  # fmt: skip
             view = make_view(out, duration, change_at, plain)
-            view.start(_intro(broker.bootstrap_servers, service, rate, duration, change_at))
+            view.start(_intro(broker.bootstrap_servers, service, traffic, duration))
             run = _Run(service, simulator, view, duration, change_at)
             run.go()
             result = run.result(recorder.recorded if recorder else None)
@@ -131,14 +131,14 @@ def run_demo(
     return result
 
 
-def _intro(
-    bootstrap: str, service: Service, rate: float, duration: float, change_at: float
-) -> list[str]:
+def _intro(bootstrap: str, service: Service, traffic: Traffic, duration: float) -> list[str]:
+    rate, change_at = traffic.rate, traffic.change_at
     return [
         f"predwatch demo: status page {service.url}/ (also /status, /metrics, /alerts); "
         f"broker {bootstrap}, topics {PREDICTIONS_TOPIC} and {LABELS_TOPIC}",
         f"model '{MODEL}' serves {rate:g} predictions/s for {duration:g} s; labels follow "
-        f"after 2 s on average, 10% never. At {change_at:g} s the concept changes in segment "
+        f"after {traffic.label_delay:g} s on average, {traffic.unlabelled:.0%} never. At "
+        f"{change_at:g} s the concept changes in segment "
         f"'{SEGMENT.rule}' (the labels there turn into the reverse of what the model "
         f"learnt), which grows to about {SEGMENT.share:.0%} of the traffic.",
         "alert rules: CreditAccuracyLow (accuracy of the last 500 pairs below 0.8 for 10 s), "
