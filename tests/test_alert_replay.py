@@ -130,3 +130,37 @@ def test_concept_drift_alert_names_the_change(drifting_stream: tuple[Path, Path]
     assert not [t for t in summary["alerts"] if t["rule"] == "FeatureDriftDetected"]
     detections = summary["models"]["credit"]["v1"]["drift"]["concept"]["detections"]
     assert len(detections) == 1
+
+
+def test_rules_watch_drift_and_estimate_figures(tmp_path: Path) -> None:
+    """A covariate shift of one feature fires a rule on that feature's drift score; the
+    estimated accuracy is watched too (and stays high: the scores are calibrated)."""
+    from predwatch.demo.synthetic import generate, write_jsonl
+
+    predictions, labels = generate(6000, seed=5, label_delay=30.0)
+    for p in predictions[4000:]:  # a shift the reference never saw
+        p["features"]["amount"] *= 5
+    shift_at = parse_timestamp(predictions[4000]["timestamp"])
+    settings = settings_from_mapping(
+        {
+            "models": {"fraud": {"task": "binary"}},
+            "metrics": {"windows": [{"name": "last_2000", "events": 2000}]},
+            "drift": {"reference": {"first": 1000}, "min_samples": 200},
+            "alerts": {
+                "evaluate_every": "30s",
+                "rules": [
+                    {"name": "AmountDrift", "metric": "feature_drift_psi", "version": "v3",
+                     "window": "last_2000", "tags": {"feature": "amount"}, "above": 0.2,
+                     "min_samples": 1000},  # values of the feature in the window
+                    {"name": "EstimateLow", "metric": "estimated_accuracy", "window": "pending",
+                     "below": 0.5, "min_samples": 0},
+                ],
+            },
+        }
+    )  # fmt: skip
+    summary = replay(settings, *write_jsonl(tmp_path, predictions, labels)).summary()
+    fired = [t for t in summary["alerts"] if t["to_state"] == "firing"]
+    assert [t["rule"] for t in fired] == ["AmountDrift"]
+    # Rules run on the watermark, which trails the latest event by join.grace.
+    assert fired[0]["labels"]["feature"] == "amount"
+    assert fired[0]["at"] > shift_at - settings.join.grace

@@ -208,6 +208,44 @@ PROBLEMS = [
         ["alerts.rules[0] (D): unknown tag 'regoin'; split by: region"],
     ),
     Problem({"name": "E", "metric": "consumer_lag", "tags": {"partition": "3"}, "above": 1}, []),
+    # A threshold a ratio can never cross: the rule would fire for ever (or never).
+    Problem(
+        {"name": "F", "metric": "accuracy", "below": 1.5},
+        [
+            "alerts.rules[0] (F): 'below: 1.5' is outside the values 'accuracy' can take "
+            "[0, 1], so the rule could never change state; give a threshold inside that range"
+        ],
+    ),
+    # A misspelt template variable would reach on-call as literal braces.
+    Problem(
+        {"name": "G", "metric": "accuracy", "below": 0.9, "annotations": {"s": "{{modle}} low"}},
+        [
+            "alerts.rules[0] (G): annotation 's' names an unknown variable {{modle}}; known: "
+            "alertname, clear, direction, last_drift, metric, min_samples, model, rule, "
+            "samples, scope, severity, tag, tag_value, threshold, top_segments, value, "
+            "version, window"
+        ],
+    ),
+    # Figures beyond the quality metrics: the estimate per window (and "pending"), a
+    # feature's drift score picked by feature.
+    Problem({"name": "H", "metric": "estimated_accuracy", "window": "pending", "below": 0.8}, []),
+    Problem(
+        {
+            "name": "I",
+            "metric": "feature_drift_psi",
+            "window": "1h",
+            "above": 0.2,
+            "tags": {"feature": "amount"},
+        },
+        [],
+    ),
+    Problem(
+        {"name": "J", "model": "price", "metric": "calibration_error", "above": 0.1},
+        [
+            "alerts.rules[0] (J): metric 'calibration_error' is only computed for binary "
+            "models, not for model 'price'"
+        ],
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
-"""The demo: seeded traffic with a known concept change, its producer, and a whole short run."""
+"""The demo: seeded traffic with a known concept change, its producer, a whole short run whose
+findings match what was injected, and recorded traffic that replays to the same counts."""
 
 from __future__ import annotations
 
@@ -7,17 +8,24 @@ import re
 import threading
 from dataclasses import dataclass
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from predwatch.cli import build_parser
-from predwatch.config import Settings
-from predwatch.demo.app import run_demo
-from predwatch.demo.simulator import Served, Simulator, Traffic
+from predwatch.config import Settings, load_settings
+from predwatch.consumer.files import replay
+from predwatch.demo.app import DemoResult, run_demo
+from predwatch.demo.record import record
+from predwatch.demo.simulator import Segment, Served, Simulator, Traffic
+from predwatch.demo.story import Injected, Timeline, findings, story_lines
+from predwatch.demo.synthetic import START
+from predwatch.demo.view import LEGEND, PlainView, RichView, make_view, read_row
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
+from predwatch.report import Report, Value
 
 CHANGE_AT = 10.0
 
@@ -146,25 +154,227 @@ def test_simulator_sends_predictions_then_their_labels_when_due(traffic: Traffic
     assert simulator.stats.labels == len(labels)
 
 
-def test_demo_parser_takes_duration_and_rate() -> None:
+# --- the injected segment -------------------------------------------------------------------
+
+SEGMENT = Segment(region="apac", min_loan=400_000.0, share=0.3)
+
+
+@pytest.fixture(scope="module")
+def local_change() -> list[Served]:
+    traffic = Traffic(seed=5, rate=100.0, change_at=CHANGE_AT, segment=SEGMENT)
+    return list(traffic.until(4 * CHANGE_AT, start=START))
+
+
+def _inside(event: Served) -> bool:
+    message = event.prediction
+    return bool(message["tags"]["region"] == "apac" and message["features"]["loan"] > 400_000)
+
+
+def test_a_local_change_hits_the_segment_only(local_change: list[Served]) -> None:
+    before = [e for e in local_change if not e.changed]
+    after = [e for e in local_change if e.changed]
+    # Before the change the model is as good inside the region as outside it.
+    assert _accuracy([e for e in before if _inside(e)]) > 0.75  # few pairs: ~70
+    assert _accuracy([e for e in before if not _inside(e)]) > 0.85
+    # After it, the labels inside are the reverse of the old ones; outside nothing changed.
+    assert _accuracy([e for e in after if _inside(e)]) < 0.2
+    assert _accuracy([e for e in after if not _inside(e)]) > 0.85
+    # The segment grows: 30% moved in, plus a third (apac) of the fifth above 400,000.
+    share = np.mean([_inside(e) for e in after])
+    assert 0.3 < share < 0.4
+    assert np.mean([_inside(e) for e in before]) < 0.1
+
+
+def test_without_a_segment_the_traffic_is_unchanged() -> None:
+    """The option leaves the whole-traffic change (used by the compose stack) as it was."""
+    plain = Traffic(seed=5, rate=50.0, change_at=2.0, train_size=500)
+    local = Traffic(seed=5, rate=50.0, change_at=2.0, train_size=500, segment=SEGMENT)
+    first, second = list(plain.until(1.9, START)), list(local.until(1.9, START))
+    assert [e.prediction for e in first] == [e.prediction for e in second]
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_demo_parser_takes_its_options() -> None:
     parser = build_parser()
     args = parser.parse_args(["demo", "--duration", "5", "--rate", "50"])
-    assert (args.duration, args.rate, args.http_port) == (5.0, 50.0, 0)
-    assert args.verb == "demo"
+    assert (args.duration, args.rate, args.http_port, args.change_at) == (5.0, 50.0, 0, None)
+    assert (args.record, args.plain, args.verb) == (None, False, "demo")
+    args = parser.parse_args(["demo", "--change-at", "20", "--record", "d", "--plain"])
+    assert (args.change_at, args.record, args.plain) == (20.0, "d", True)
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--rate", "0"])
 
 
-def test_demo_runs_end_to_end_and_shows_the_change() -> None:
+# --- a whole run -------------------------------------------------------------------------------
+
+DURATION, RATE, DEMO_CHANGE = 36.0, 200.0, 12.0
+DETECTION_BOUND = 10.0  # seconds after the change by which ADWIN must have seen it
+
+
+@dataclass
+class Run:
+    result: DemoResult
+    text: str
+    directory: Path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One short demo on its own embedded broker, recording what it sends."""
+    directory = tmp_path_factory.mktemp("demo") / "traffic"
     out = StringIO()
-    assert run_demo(duration=12, rate=100, out=out) == 0
-    text = out.getvalue()
-    view_lines = re.findall(r"^\s+\d+s\s+\d+\s+\d+", text, flags=re.MULTILINE)
-    assert len(view_lines) >= 2, text
-    joined = re.search(r"joined (\d+)", text)
-    assert joined and int(joined.group(1)) > 0, text
-    before = re.search(r"before the concept change: ([\d.]+)", text)
-    after = re.search(r"after it \(pairs joined from [\d.]+ s on\): ([\d.]+)", text)
-    assert before and after, text
-    assert float(after.group(1)) < float(before.group(1)) - 0.2, text
-    assert re.search(r"/metrics was served at http://127\.0\.0\.1:\d+/metrics", text), text
+    result = run_demo(DURATION, RATE, out, change_at=DEMO_CHANGE, record=directory)
+    return Run(result, out.getvalue(), directory)
+
+
+def test_the_demo_detects_the_injected_change(run: Run) -> None:
+    found, change = run.result.findings, run.result.injected.start + DEMO_CHANGE
+    # A detection carries its pair's prediction time: a pair predicted a few seconds before
+    # the change may be labelled after it. None may come earlier than that.
+    early = run.result.injected.early()
+    assert [at for at in found.concept_drift if at < early] == [], run.text
+    after = [at for at in found.concept_drift if at >= early]
+    assert after and after[0] - change < DETECTION_BOUND, run.text
+    # Rules are evaluated at the join's watermark, every 5 s of it: no alert before the
+    # first labels of the change could be read, and the concept drift alert soon after.
+    fired = {(t.rule, t.to_state): t.at for t in found.transitions}
+    assert early <= fired[("ConceptDriftDetected", "firing")] < change + DETECTION_BOUND + 5
+    assert fired[("FeatureDriftDetected", "firing")] >= early, run.text
+    assert all(t.at >= early for t in found.transitions), run.text
+    assert dict(found.drifting).keys() & {"loan", "loan_to_income"}, run.text
+
+
+def test_the_top_segment_is_the_injected_one(run: Run) -> None:
+    segment = run.result.findings.segment
+    assert segment is not None, run.text
+    assert "loan" in segment.rule or "tags.region" in segment.rule, run.text
+    # The segment's pairs err mostly (reversed labels); elsewhere about as before.
+    assert segment.value > 0.5 and segment.rest < 0.2, run.text
+
+
+def test_the_demo_explains_itself(run: Run) -> None:
+    text = run.text
+    assert re.search(r"status page http://127\.0\.0\.1:\d+/ ", text), text
+    assert LEGEND in text
+    rows = re.findall(r"^\s+\d+s\s+\d+\s+\d+\s+\d+", text, flags=re.MULTILINE)
+    assert len(rows) >= 4, text
+    assert "the concept changes now" in text
+    assert re.search(r"alert ConceptDriftDetected FIRING", text), text
+    assert re.search(r"concept drift \(ADWIN on the errors\): first detected at [\d.]+ s", text)
+    assert re.search(r"top failing segment: '[^']*(loan|tags\.region)", text), text
+
+
+def test_recorded_traffic_replays_to_the_same_counts(run: Run) -> None:
+    directory, sent = run.directory, run.result.sent
+    lines = [
+        len((directory / name).read_text().splitlines())
+        for name in ("predictions.jsonl", "labels.jsonl")
+    ]
+    assert lines == [sent.predictions, sent.labels]
+    settings = load_settings(directory / "config.yaml")
+    monitor = replay(settings, directory / "predictions.jsonl", directory / "labels.jsonl")
+    live = run.result.report.join
+    counts = monitor.counts
+    assert (counts.predictions, counts.labels, counts.matched) == (
+        live["predictions"],
+        live["labels"],
+        live["matched"],
+    )
+    assert counts.invalid == 0
+
+
+def test_recording_without_a_broker_is_deterministic(tmp_path: Path) -> None:
+    first = record(tmp_path / "a", minutes=0.25, rate=50.0)
+    second = record(tmp_path / "b", minutes=0.25, rate=50.0)
+    assert first == second and 600 < first.predictions < 900
+    for name in ("predictions.jsonl", "labels.jsonl", "config.yaml"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    labels = [json.loads(x) for x in (tmp_path / "a" / "labels.jsonl").read_text().splitlines()]
+    assert len(labels) == first.labels
+
+
+def _readme_alert() -> dict[str, Any]:
+    """The JSON example under "The summary's `alerts`" in the README."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    after = text[text.index("The summary's `alerts` lists") :]
+    block = after[after.index("```json") + len("```json") : after.index("```\n", 8)]
+    return dict(json.loads(block))
+
+
+def test_the_readmes_alert_example_is_what_its_commands_give(tmp_path: Path) -> None:
+    """``python -m predwatch.demo.record demo-traffic`` then ``predwatch replay`` on it."""
+    record(tmp_path)  # the command's defaults
+    settings = load_settings(tmp_path / "config.yaml")
+    summary = replay(settings, tmp_path / "predictions.jsonl", tmp_path / "labels.jsonl").summary()
+    fired = [a for a in summary["alerts"] if a["rule"] == "CreditAccuracyLow"]
+    assert [a["to_state"] for a in fired] == ["pending", "firing"]  # "fires once"
+    expected = _readme_alert()
+    # The fingerprint's scheme is the alert engine's, not the example's: compared by form.
+    assert re.fullmatch(r"[0-9a-f]{16}", expected.pop("fingerprint"))
+    assert {k: v for k, v in fired[1].items() if k != "fingerprint"} == expected
+
+
+# --- the view and the story, from hand-made reports --------------------------------------------
+
+
+def _report(at: float, **join: int) -> Report:
+    rows = [
+        Value("predwatch_accuracy_ratio", ("credit", "v1", "last_500", "", ""), 0.61, 500),
+        Value("predwatch_accuracy_ratio", ("credit", "v1", "last_500", "region", "eu"), 0.9, 90),
+        Value("predwatch_estimated_accuracy_ratio", ("credit", "v1", "last_500"), 0.92),
+        Value("predwatch_feature_drift_detected", ("credit", "v1", "last_500", "loan"), 1.0),
+        Value("predwatch_feature_drift_detected", ("credit", "v1", "1m", "age"), 0.0),
+        Value("predwatch_concept_drift", ("credit", "v1", "adwin"), 2.0),
+    ]
+    values: dict[str, tuple[Value, ...]] = {}
+    for row in rows:
+        values[row.metric] = (*values.get(row.metric, ()), row)
+    return Report(at=at, join=join, values=values)
+
+
+def test_a_row_reads_the_report_alone() -> None:
+    before = _report(100.0, predictions=1000, labels=900, matched=850)
+    now = _report(105.0, predictions=2000, labels=1500, matched=1400, pending_predictions=300)
+    row = read_row(now, 25.0, before, 5.0)
+    # 1000 predictions and 600 labels more in 5 s; the untagged figures of the view's window.
+    assert (row.predictions_per_second, row.labels_per_second) == (200.0, 120.0)
+    assert (row.joined, row.pending, row.accuracy, row.estimated) == (1400, 300, 0.61, 0.92)
+    assert (row.drifting, row.concept, row.firing) == (("loan",), 2, ())
+
+
+class _Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plain_lines_unless_on_a_terminal() -> None:
+    assert isinstance(make_view(StringIO(), 60, 20), PlainView)
+    assert isinstance(make_view(_Terminal(), 60, 20, plain=True), PlainView)
+    assert isinstance(make_view(_Terminal(), 60, 20), RichView)
+
+
+@dataclass
+class StoryCase:
+    detections: list[float]  # seconds of the traffic
+    expected: str
+
+
+STORY_CASES = [
+    # After the change: the delay is counted from it.
+    StoryCase([23.5], "first detected at 23.5 s, 3.5 s after the change"),
+    # A pair predicted just before the change, labelled after it, may tip the detector.
+    StoryCase([18.0], "first detected at 18.0 s, on a pair predicted 2.0 s before the change"),
+    # Well before the change is a false alarm, told apart from the detection.
+    StoryCase([5.0, 21.0], "first detected at 21.0 s, 1.0 s after the change; 1 false alarm"),
+    StoryCase([5.0], "not detected after the change"),
+]
+
+
+@pytest.mark.parametrize("case", STORY_CASES)
+def test_the_story_sets_detections_against_the_change(case: StoryCase) -> None:
+    injected = Injected(start=1000.0, change_at=20.0)
+    timeline = Timeline(injected, concept_drift=[1000.0 + at for at in case.detections])
+    lines = story_lines(injected, findings(Report(), [], timeline))
+    assert case.expected in lines[1]

@@ -12,6 +12,15 @@ from predwatch.exporter.server import ExporterError
 
 def main(args: argparse.Namespace) -> int:
     try:
-        return run_demo(args.duration, args.rate, http_port=args.http_port)
-    except (BrokerError, ExporterError) as error:
+        run_demo(
+            args.duration,
+            args.rate,
+            http_port=args.http_port,
+            change_at=args.change_at,
+            seed=args.seed,
+            record=args.record,
+            plain=args.plain,
+        )
+    except (BrokerError, ExporterError, OSError) as error:
         raise problem(error) from None
+    return 0

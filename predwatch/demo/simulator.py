@@ -5,6 +5,10 @@
 it, one prediction after another, as wire-format messages with their delayed labels.
 At ``change_at`` seconds the labels start to follow another classification function
 (an abrupt concept change), so the model's accuracy falls from about 0.94 to about 0.5.
+With a ``Segment``, the change is confined to one region of the feature space instead
+(one region tag and large loans), which also grows at the change: there the labels turn
+into the reverse of what the model learnt, elsewhere they stay as they were, and the
+loans' distribution drifts.
 ``Simulator`` sends that traffic to the predictions and labels topics in real time.
 
 >>> traffic = Traffic(seed=3, rate=50.0, change_at=1.0, train_size=500)
@@ -37,7 +41,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from river import tree
 from river.datasets import synth
 
-__all__ = ["MODEL", "Served", "SimulationStats", "Simulator", "Traffic"]
+__all__ = ["MODEL", "Segment", "Served", "SimulationStats", "Simulator", "Traffic"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ AFTER_FUNCTION = 2  # the concept after the change; the tree scores ~0.5 on it
 PERTURBATION = 0.05  # feature noise, so that even before the change accuracy is below 1
 TICK = 0.01  # seconds between the producer's checks for due messages
 DELIVERY_TIMEOUT_MS = 3000
+MAX_LOAN = 500_000.0  # Agrawal's loans are uniform on [0, 500000]
 
 Message = dict[str, Any]
 
@@ -67,6 +72,36 @@ def _features(x: dict[str, Any]) -> dict[str, Any]:
     income = float(x["salary"]) + float(x["commission"])
     features["loan_to_income"] = round(float(x["loan"]) / income, 4) if income > 0 else 0.0
     return features
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where the concept changes, when the change is local: predictions tagged ``region``
+    with a ``loan`` above ``min_loan``. From the change on, a share ``share`` of the traffic
+    is moved into the segment (a new population of applicants, so ``loan`` drifts), and the
+    label of every prediction in it is the reverse of what the model learnt.
+
+    >>> Segment().rule
+    'tags.region = apac and loan > 400000'
+    """
+
+    region: str = "apac"
+    min_loan: float = 400_000.0
+    share: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.region not in REGIONS or not 0 <= self.min_loan < MAX_LOAN:
+            raise ValueError(f"region must be one of {REGIONS} and min_loan below {MAX_LOAN:g}")
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"share must be between 0 and 1, got {self.share}")
+
+    @property
+    def rule(self) -> str:
+        """The segment as predwatch's segments read (tags are ``tags.<name>``)."""
+        return f"tags.region = {self.region} and loan > {self.min_loan:g}"
+
+    def holds(self, region: str, loan: float) -> bool:
+        return region == self.region and loan > self.min_loan
 
 
 @dataclass(frozen=True)
@@ -91,7 +126,8 @@ class Traffic:
     Predictions arrive at ``rate`` per second on average (Poisson); a label follows
     each after an exponential delay of mean ``label_delay`` seconds, except for a
     share ``unlabelled`` that never get one. From ``change_at`` seconds on, the true
-    labels follow Agrawal's classification function ``AFTER_FUNCTION``.
+    labels follow Agrawal's classification function ``AFTER_FUNCTION``, or, with a
+    ``segment``, those in the segment are reversed.
     """
 
     def __init__(
@@ -102,6 +138,7 @@ class Traffic:
         label_delay: float = 2.0,
         unlabelled: float = 0.1,
         train_size: int = 3000,
+        segment: Segment | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
@@ -113,6 +150,7 @@ class Traffic:
         self.label_delay = label_delay
         self.unlabelled = unlabelled
         self.train_size = train_size
+        self.segment = segment
         self.model = tree.HoeffdingTreeClassifier(grace_period=100)
         for x, y in itertools.islice(self._stream(BEFORE_FUNCTION, seed), train_size):
             self.model.learn_one(_features(x), y)
@@ -138,11 +176,14 @@ class Traffic:
         for index in itertools.count():
             offset += float(rng.exponential(1.0 / self.rate))
             changed = offset >= self.change_at
-            x, y = next(after if changed else before)
+            if self.segment is None:
+                x, y = next(after if changed else before)
+                region = REGIONS[int(rng.integers(len(REGIONS)))]
+            else:
+                x, y, region = self._local(self.segment, changed, before, after, rng)
             features = _features(x)
             score = float(self.model.predict_proba_one(features).get(1, 0.0))
             predicted = int(score >= 0.5)
-            region = REGIONS[int(rng.integers(len(REGIONS)))]
             delay = float(rng.exponential(self.label_delay)) if self.label_delay > 0 else 0.0
             labelled = bool(rng.random() >= self.unlabelled)
             prediction_id = f"{MODEL}-{self.seed:x}-{index:09d}"
@@ -172,6 +213,26 @@ class Traffic:
                 changed=changed,
                 correct=predicted == int(y),
             )
+
+    @staticmethod
+    def _local(
+        segment: Segment,
+        changed: bool,
+        before: Iterator[tuple[dict[str, Any], Any]],
+        after: Iterator[tuple[dict[str, Any], Any]],
+        rng: np.random.Generator,
+    ) -> tuple[dict[str, Any], Any, str]:
+        """One applicant and its label when the change is confined to ``segment``."""
+        x, y = next(before)
+        region = REGIONS[int(rng.integers(len(REGIONS)))]
+        if not changed:
+            return x, y, region
+        loan = float(x["loan"])
+        if rng.random() < segment.share:  # one of the new population
+            region, loan = segment.region, float(rng.uniform(segment.min_loan, MAX_LOAN))
+        if segment.holds(region, loan):
+            y = 1 - int(y)  # the reverse of what the model learnt
+        return {**x, "loan": loan}, y, region
 
     def until(self, seconds: float, start: float) -> Iterator[Served]:
         """The events served in the first ``seconds`` of the traffic."""
@@ -241,6 +302,7 @@ class Simulator:
         labels_topic: str = "labels",
         clock: Callable[[], float] = time.time,
         producer_factory: Callable[..., Any] = KafkaProducer,
+        on_send: Callable[[str, Message], None] | None = None,
     ) -> None:
         self.traffic = traffic
         self.bootstrap_servers = bootstrap_servers
@@ -248,6 +310,7 @@ class Simulator:
         self.labels_topic = labels_topic
         self._clock = clock
         self._producer_factory = producer_factory
+        self._on_send = on_send  # sees every message handed to the producer, e.g. to record it
         self.stats = SimulationStats()
         self.error: Exception | None = None
 
@@ -304,6 +367,8 @@ class Simulator:
             stop.wait(TICK)
 
     def _send(self, producer: Any, topic: str, message: Message) -> None:
+        if self._on_send is not None:
+            self._on_send(topic, message)
         future = producer.send(topic, key=message["prediction_id"].encode(), value=_encode(message))
         future.add_errback(self._failed, topic)
 

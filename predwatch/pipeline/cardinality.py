@@ -10,7 +10,7 @@ have caps of their own (``metrics.max_classes``, ``metrics.max_tag_values``).
 >>> from predwatch.records import Prediction
 >>> caps = VersionCap(max_versions=2)
 >>> batch = [Prediction(str(i), "m", f"v{i}", 0.0, "1", None, None, {}, {}) for i in range(3)]
->>> [p.version for p in caps.apply(batch)], caps.folded
+>>> [p.version for p in caps.apply(batch)], dict(caps.folded)
 (['v0', 'v1', 'other'], {'m': 1})
 """
 
