@@ -1,0 +1,302 @@
+"""A bounded history of closed event-time windows of one model version, and a band over it.
+
+Predictions fall into tumbling windows of their own event time,
+``[k * window, (k + 1) * window)``. A window holds the sufficient statistics of
+its matched pairs (so its metrics are those of its pairs, as scikit-learn
+computes them; ROC AUC from score histograms), the expected confusion of its
+predictions' scores (CBPE, as ``drift.estimate`` counts it, binary models), and
+how many of its predictions still wait for their fate.
+
+Labels come late, so a window's metrics move until its pairs are complete. A
+window **closes** once
+
+1. every prediction of it that arrived has ended: matched, expired unlabelled
+   or set aside as late by the join (so at the latest when the join's
+   watermark passes its end plus ``join.label_timeout``, earlier when every
+   label is in);
+2. the event clock has passed its end by ``join.grace``, after which a
+   prediction of it would be behind its input and never joined;
+3. every earlier window has closed, so the history only grows at its end.
+
+A closed window keeps its place until ``keep`` later ones have closed. What
+still comes for it (a partition far behind the others) is added to it, so its
+value stays that of all its pairs; what comes for a window already dropped,
+or never seen before later ones closed, is left out of the history.
+
+>>> import numpy as np
+>>> history = VersionHistory("binary", window=60.0, keep=4, grace=5.0)
+>>> history.arrived(np.array([1.0, 2.0, 61.0]))
+>>> history.matched({"timestamp": np.array([1.0, 2.0]), "actual": np.array([1, 0]),
+...                  "predicted": np.array([1, 1]), "score": np.array([0.9, 0.6])})
+>>> history.close(clock=64.0)  # 60 + grace not reached yet
+>>> history.points("accuracy")
+[]
+>>> history.close(clock=65.0)
+>>> history.points("accuracy")
+[Point(start=0.0, end=60.0, value=0.5, count=2)]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from predwatch.batches import Columns
+from predwatch.drift.estimate import ExpectedConfusion
+from predwatch.metrics.classification import (
+    ClassificationStats,
+    binary_metrics,
+    multiclass_metrics,
+)
+from predwatch.metrics.regression import RegressionStats, regression_metrics
+
+POSITIVE = 1  # a binary model's positive class index (``metrics.model.POSITIVE``)
+MIN_REFERENCE = 3  # windows before the latest that a band needs
+ESTIMATED = "estimated_accuracy"
+# The pairs a metric's value is computed over, when not all of the window's pairs.
+_SAMPLES = {
+    "log_loss": "log_loss_count",
+    "brier": "brier_count",
+    "roc_auc": "brier_count",  # the pairs with a score
+    "mape": "percentage_count",
+}
+METRICS = {  # what ``ModelMetrics`` reports, per task, in the summary's order
+    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier"),
+    "multiclass": ("accuracy", "macro_precision", "macro_recall", "macro_f1", "log_loss"),
+    "regression": ("mae", "rmse", "mape", "r2", "bias"),
+}
+
+Stats = ClassificationStats | RegressionStats
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One closed window: its span of event time, the metric's value (None where undefined)
+    and the number of pairs (predictions, for an estimate) behind it."""
+
+    start: float
+    end: float
+    value: float | None
+    count: int
+
+
+def add_pairs(stats: Stats, columns: Columns) -> None:
+    """Add matched pairs, as ``ModelMetrics.columns`` types them, to ``stats``."""
+    if isinstance(stats, RegressionStats):
+        stats.update(columns["actual"], columns["predicted"])
+        return
+    stats.update(
+        columns["actual"],
+        columns["predicted"],
+        score=columns.get("score"),
+        positive=POSITIVE,
+        true_probability=columns.get("true_probability"),
+    )
+
+
+def values_of(task: str, stats: Stats) -> dict[str, tuple[float | None, int]]:
+    """Each metric of ``task`` as ``(value, count)``."""
+    if isinstance(stats, RegressionStats):
+        metrics = regression_metrics(stats)
+    elif task == "binary":
+        metrics = binary_metrics(stats, POSITIVE)
+    else:
+        metrics = multiclass_metrics(stats)
+    return {
+        name: (metrics.get(name), int(getattr(stats, _SAMPLES.get(name, "count"))))
+        for name in METRICS[task]
+    }
+
+
+class _Window:
+    """One tumbling window: statistics of its pairs, its expected confusion, and how many of
+    its predictions have not ended yet."""
+
+    __slots__ = ("expected", "stats", "values", "waiting")
+
+    def __init__(self, stats: Stats, estimate: bool) -> None:
+        self.stats = stats
+        self.expected = ExpectedConfusion() if estimate else None
+        self.waiting = 0
+        self.values: dict[str, tuple[float | None, int]] = {}  # set when closed
+
+    def evaluate(self, task: str) -> None:
+        self.values = values_of(task, self.stats)
+        if self.expected is not None:
+            self.values[ESTIMATED] = (
+                self.expected.metrics()["accuracy"],
+                self.expected.count,
+            )
+
+
+class VersionHistory:
+    """Tumbling windows of one model version; the last ``keep`` closed ones are kept.
+
+    ``estimate`` keeps CBPE estimated accuracy per window (binary models whose
+    scores are calibrated probabilities): pass the predicted class and
+    fixed-point score (``drift.estimate.to_fixed``) of scored predictions to
+    ``arrived``.
+    """
+
+    def __init__(
+        self, task: str, window: float, keep: int, grace: float, estimate: bool = False
+    ) -> None:
+        self.task = task
+        self.window = window
+        self.keep = keep
+        self.grace = grace
+        self.estimate = estimate and task == "binary"
+        self._windows: dict[int, _Window] = {}  # open ones, and the closed ones kept
+        self._closed: list[int] = []  # indices of the closed windows kept, in order
+        self._last_closed: int | None = None
+
+    def _index(self, timestamps: np.ndarray) -> np.ndarray:
+        return np.floor(timestamps / self.window).astype(np.int64)
+
+    def _window(self, index: int) -> _Window | None:
+        """The window of ``index``, opened when later than every closed one; None when its
+        place in the history has passed."""
+        window = self._windows.get(index)
+        if window is None and (self._last_closed is None or index > self._last_closed):
+            stats = RegressionStats() if self.task == "regression" else ClassificationStats()
+            window = self._windows[index] = _Window(stats, self.estimate)
+        return window
+
+    def _groups(self, timestamps: np.ndarray) -> list[tuple[_Window, np.ndarray | None, int]]:
+        """``(window, rows, count)`` for each window the timestamps fall in (rows None: all)."""
+        if timestamps.size == 0:
+            return []
+        index = self._index(timestamps)
+        low, high = int(index.min()), int(index.max())
+        if low == high:  # the usual batch: one window
+            window = self._window(low)
+            return [] if window is None else [(window, None, int(index.size))]
+        groups = []
+        for value, count in zip(*np.unique(index, return_counts=True), strict=True):
+            window = self._window(int(value))
+            if window is not None:
+                groups.append((window, index == value, int(count)))
+        return groups
+
+    def arrived(
+        self,
+        timestamps: np.ndarray,
+        predicted: np.ndarray | None = None,
+        score: np.ndarray | None = None,
+        sign: int = 1,
+    ) -> None:
+        """Predictions that arrived (``sign=-1``: take back duplicates). With ``estimate``,
+        ``predicted`` (positive class flags) and fixed-point ``score`` of the scored ones."""
+        for window, rows, count in self._groups(timestamps):
+            window.waiting += sign * count
+            if window.expected is not None and predicted is not None and score is not None:
+                if rows is None:
+                    window.expected.add(predicted, score, sign)
+                else:
+                    window.expected.add(predicted[rows], score[rows], sign)
+                if window.values:  # closed already: what it shows changes
+                    window.evaluate(self.task)
+
+    def ended(self, timestamps: np.ndarray) -> None:
+        """Predictions that ended without a label (expired, or set aside as late)."""
+        for window, _, count in self._groups(timestamps):
+            window.waiting -= count
+
+    def matched(self, columns: Columns) -> None:
+        """Matched pairs, as ``ModelMetrics.columns`` gives them."""
+        for window, rows, count in self._groups(columns["timestamp"]):
+            selected = columns if rows is None else {k: v[rows] for k, v in columns.items()}
+            add_pairs(window.stats, selected)
+            window.waiting -= count
+            if window.values:
+                window.evaluate(self.task)
+
+    def close(self, clock: float) -> None:
+        """Close, in order, the windows complete at event time ``clock``."""
+        last = self._last_closed
+        waiting = sorted(i for i in self._windows if last is None or i > last)
+        for index in waiting:
+            window = self._windows[index]
+            if window.waiting > 0 or clock < (index + 1) * self.window + self.grace:
+                break
+            window.evaluate(self.task)
+            self._closed.append(index)
+            self._last_closed = index
+            if len(self._closed) > self.keep:
+                del self._windows[self._closed.pop(0)]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics kept: those of the task, and the estimate when kept."""
+        return (*METRICS[self.task], *((ESTIMATED,) if self.estimate else ()))
+
+    def points(self, metric: str) -> list[Point]:
+        """The closed windows kept, oldest first, with ``metric``'s value."""
+        points = []
+        for index in self._closed:
+            value, count = self._windows[index].values.get(metric, (None, 0))
+            start = index * self.window
+            points.append(Point(start, start + self.window, value, count))
+        return points
+
+
+@dataclass(frozen=True)
+class Control:
+    """Statistics of a metric over the windows before the latest (the reference), and
+    whether the latest lies outside the band ``mean ± sigmas * standard deviation``."""
+
+    mean: float | None
+    median: float | None
+    variance: float | None  # sample variance; None with fewer than two values
+    band: tuple[float, float] | None  # None with fewer than MIN_REFERENCE values
+    outside: bool
+
+
+def control(
+    points: Sequence[Point], sigmas: float, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> Control:
+    """The statistics of ``points`` before the latest, and the latest judged against them.
+
+    The latest window is left out of its own reference, as NannyML judges an
+    analysis period against thresholds from a reference period: with it in, a
+    single outlier among n windows could never be more than (n - 1) / sqrt(n)
+    standard deviations from the mean. The band is clipped to ``bounds``, the
+    values the metric can take; undefined values are left out.
+
+    >>> ps = [Point(0, 1, v, 10) for v in (0.9, 0.92, 0.88, 0.6)]
+    >>> c = control(ps, sigmas=3, bounds=(0.0, 1.0))
+    >>> c.mean, c.median, round(c.variance, 6), [round(b, 2) for b in c.band], c.outside
+    (0.9, 0.9, 0.0004, [0.84, 0.96], True)
+    """
+    reference = [p.value for p in points[:-1] if p.value is not None]
+    latest = points[-1].value if points else None
+    mean = statistics.fmean(reference) if reference else None
+    median = float(statistics.median(reference)) if reference else None
+    variance = statistics.variance(reference) if len(reference) >= 2 else None
+    band = None
+    if mean is not None and variance is not None and len(reference) >= MIN_REFERENCE:
+        spread = sigmas * math.sqrt(variance)
+        low, high = bounds
+        band = (max(low, mean - spread), min(high, mean + spread))
+    outside = False
+    if band is not None and latest is not None:
+        slack = 1e-9 * max(1.0, abs(mean or 0.0))  # rounding of the mean, not a signal
+        outside = not band[0] - slack <= latest <= band[1] + slack
+    return Control(mean, median, variance, band, outside)
+
+
+def summary_of(points: Sequence[Point], result: Control) -> dict[str, Any]:
+    """One metric's entry in the summary's ``history``."""
+    return {
+        "points": [asdict(p) for p in points],
+        "mean": result.mean,
+        "median": result.median,
+        "variance": result.variance,
+        "band": list(result.band) if result.band is not None else None,
+        "outside": result.outside,
+    }
