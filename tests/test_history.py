@@ -19,7 +19,8 @@ from sklearn import metrics as sk
 from predwatch.alerts.settings import check_alerts
 from predwatch.config import ConfigError, Settings, settings_from_mapping
 from predwatch.consumer.files import replay
-from predwatch.metrics.history import Point, VersionHistory, control
+from predwatch.metrics.classification import ClassificationStats, binary_metrics
+from predwatch.metrics.history import Point, VersionHistory, control, split_binary
 from predwatch.monitor import Monitor
 
 START = 1_795_737_600.0  # a multiple of the window
@@ -66,16 +67,16 @@ def binary_stream(windows: int, drop: bool, seed: int = 1) -> Stream:
         correct[rng.choice(rows, round(accuracy * len(rows)), replace=False)] = True
         for i in range(PER_WINDOW):
             pid = f"{w}-{i}"
-            stream.predictions.append(
-                {
-                    "prediction_id": pid,
-                    "model": "m",
-                    "model_version": "v1",
-                    "timestamp": float(times[i]),
-                    "prediction": int(predicted[i]),
-                    "score": float(scores[i]),
-                }
-            )
+            prediction = {
+                "prediction_id": pid,
+                "model": "m",
+                "model_version": "v1",
+                "timestamp": float(times[i]),
+                "prediction": int(predicted[i]),
+            }
+            if i % 50 != 7:  # a few predictions come without a score
+                prediction["score"] = float(scores[i])
+            stream.predictions.append(prediction)
             if labelled[i]:
                 label = int(predicted[i]) if correct[i] else 1 - int(predicted[i])
                 delay = float(rng.uniform(0.0, 10.0))
@@ -142,27 +143,32 @@ def test_each_closed_window_has_the_metrics_of_its_pairs(
         pairs = [p for p in predictions if p["prediction_id"] in stream.truth]
         y = np.array([stream.truth[p["prediction_id"]] for p in pairs])
         predicted = np.array([p["prediction"] for p in pairs])
-        score = np.array([p["score"] for p in pairs])
-        expected = {
-            "accuracy": sk.accuracy_score(y, predicted),
-            "precision": sk.precision_score(y, predicted),
-            "recall": sk.recall_score(y, predicted),
-            "f1": sk.f1_score(y, predicted),
-            "roc_auc": sk.roc_auc_score(y, score),
-            "log_loss": sk.log_loss(y, score, labels=[0, 1]),
-            "brier": sk.brier_score_loss(y, score),
+        with_score = [p for p in pairs if "score" in p]
+        y_scored = np.array([stream.truth[p["prediction_id"]] for p in with_score])
+        score = np.array([p["score"] for p in with_score])
+        expected = {  # (value, pairs it is computed over)
+            "accuracy": (sk.accuracy_score(y, predicted), len(pairs)),
+            "precision": (sk.precision_score(y, predicted), len(pairs)),
+            "recall": (sk.recall_score(y, predicted), len(pairs)),
+            "f1": (sk.f1_score(y, predicted), len(pairs)),
+            "roc_auc": (sk.roc_auc_score(y_scored, score), len(with_score)),
+            "log_loss": (sk.log_loss(y_scored, score, labels=[0, 1]), len(with_score)),
+            "brier": (sk.brier_score_loss(y_scored, score), len(with_score)),
         }
-        for name, value in expected.items():
+        assert len(with_score) < len(pairs)
+        for name, (value, count) in expected.items():
             got = metrics[name]["points"][k]
             assert got["value"] == pytest.approx(value, rel=1e-9, abs=1e-12), (k, name)
-            assert got["count"] == len(pairs), (k, name)
-        # CBPE: the expected share correct over every prediction of the window, labelled or not.
-        all_scores = np.array([p["score"] for p in predictions])
-        all_predicted = np.array([p["prediction"] for p in predictions])
+            assert got["count"] == count, (k, name)
+        # CBPE: the expected share correct over the window's scored predictions, labelled or
+        # not.
+        scored = [p for p in predictions if "score" in p]
+        all_scores = np.array([p["score"] for p in scored])
+        all_predicted = np.array([p["prediction"] for p in scored])
         cbpe = np.where(all_predicted == 1, all_scores, 1 - all_scores).mean()
         estimated = metrics["estimated_accuracy"]["points"][k]
         assert estimated["value"] == pytest.approx(cbpe, abs=1e-8)
-        assert estimated["count"] == len(predictions)
+        assert estimated["count"] == len(scored)
 
 
 def test_statistics_and_band_over_the_windows_before_the_latest(
@@ -436,4 +442,34 @@ def test_history_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"metrics\.history\.keep"):
         settings_from_mapping(
             {"models": {"m": {"task": "binary"}}, "metrics": {"history": {"keep": 2}}}
+        )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_pass_over_many_windows_equals_a_pass_per_window(seed: int) -> None:
+    """What ``split_binary`` counts for each window is what ``ClassificationStats`` counts
+    from that window's pairs alone."""
+    rng = np.random.default_rng(seed)
+    n, span = 500, 7
+    offsets = rng.integers(0, span, n)
+    offsets[offsets == 3] = 4  # a window without pairs
+    columns = {
+        "actual": rng.integers(0, 3, n),  # a binary model's negatives may be 0, 2, ...
+        "predicted": rng.integers(0, 3, n),
+        "score": np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),
+    }
+    split = split_binary(columns, offsets, span)
+    assert split[3] is None
+    for offset in [o for o in range(span) if o != 3]:
+        rows = offsets == offset
+        alone = ClassificationStats()
+        alone.update(
+            columns["actual"][rows], columns["predicted"][rows], score=columns["score"][rows]
+        )
+        stats = split[offset]
+        assert stats is not None
+        assert binary_metrics(stats, 1) == pytest.approx(binary_metrics(alone, 1), rel=1e-12)
+        assert (stats.log_loss_count, stats.brier_count) == (
+            alone.log_loss_count,
+            alone.brier_count,
         )

@@ -46,17 +46,21 @@ from typing import Any
 
 import numpy as np
 
-from predwatch.batches import Columns
-from predwatch.drift.estimate import ExpectedConfusion
+from predwatch.batches import Columns, take_columns
+from predwatch.drift.estimate import ExpectedConfusion, to_fixed
 from predwatch.metrics.classification import (
+    SCORE_BINS,
     ClassificationStats,
     binary_metrics,
     multiclass_metrics,
+    score_bins,
 )
 from predwatch.metrics.regression import RegressionStats, regression_metrics
 
 POSITIVE = 1  # a binary model's positive class index (``metrics.model.POSITIVE``)
 MIN_REFERENCE = 3  # windows before the latest that a band needs
+DENSE_SPAN = 256  # windows one batch's pairs may span to be counted in one pass
+EPS = 1e-15  # scores are clipped to [EPS, 1 - EPS] before logs, as in ``classification.py``
 ESTIMATED = "estimated_accuracy"
 # The pairs a metric's value is computed over, when not all of the window's pairs.
 _SAMPLES = {
@@ -99,6 +103,44 @@ def add_pairs(stats: Stats, columns: Columns) -> None:
     )
 
 
+def split_binary(
+    columns: Columns, offsets: np.ndarray, span: int
+) -> list[ClassificationStats | None]:
+    """Statistics of a binary model's pairs in each of ``span`` windows (``offsets`` says
+    which), in one pass: per window what ``ClassificationStats.update`` of its own pairs
+    gives (a test holds them equal); None for a window without pairs."""
+    actual, predicted = columns["actual"], columns["predicted"]
+    n = int(max(actual.max(), predicted.max())) + 1
+    cells = offsets * (n * n) + actual * n + predicted
+    confusion = np.bincount(cells, minlength=span * n * n).reshape(span, n, n)
+    pairs = np.bincount(offsets, minlength=span)
+    score = columns.get("score")
+    scored = ~np.isnan(score) if score is not None else np.zeros(len(offsets), bool)
+    if score is not None and scored.any():
+        s, positive, at = score[scored], actual[scored] == POSITIVE, offsets[scored]
+        clipped = np.clip(s, EPS, 1.0 - EPS)
+        losses = -np.log(np.where(positive, clipped, 1.0 - clipped))
+        log_loss = np.bincount(at, weights=losses, minlength=span)
+        brier = np.bincount(at, weights=(s - positive) ** 2, minlength=span)
+        count = np.bincount(at, minlength=span)
+        bins = (at * 2 + positive) * SCORE_BINS + score_bins(s)
+        histograms = np.bincount(bins, minlength=span * 2 * SCORE_BINS)
+        histograms = histograms.reshape(span, 2, SCORE_BINS)
+    result: list[ClassificationStats | None] = []
+    for offset in range(span):
+        if not pairs[offset]:
+            result.append(None)
+            continue
+        stats = ClassificationStats()
+        stats.confusion = confusion[offset]
+        if score is not None and scored.any() and count[offset]:
+            stats.log_loss_sum, stats.brier_sum = float(log_loss[offset]), float(brier[offset])
+            stats.log_loss_count = stats.brier_count = int(count[offset])
+            stats.negative_scores, stats.positive_scores = histograms[offset]
+        result.append(stats)
+    return result
+
+
 def values_of(task: str, stats: Stats) -> dict[str, tuple[float | None, int]]:
     """Each metric of ``task`` as ``(value, count)``."""
     if isinstance(stats, RegressionStats):
@@ -138,9 +180,8 @@ class VersionHistory:
     """Tumbling windows of one model version; the last ``keep`` closed ones are kept.
 
     ``estimate`` keeps CBPE estimated accuracy per window (binary models whose
-    scores are calibrated probabilities): pass the predicted class and
-    fixed-point score (``drift.estimate.to_fixed``) of scored predictions to
-    ``arrived``.
+    scores are calibrated probabilities): pass the predicted class and score of
+    arriving predictions to ``arrived``.
     """
 
     def __init__(
@@ -191,16 +232,17 @@ class VersionHistory:
         sign: int = 1,
     ) -> None:
         """Predictions that arrived (``sign=-1``: take back duplicates). With ``estimate``,
-        ``predicted`` (positive class flags) and fixed-point ``score`` of the scored ones."""
+        also their ``predicted`` flags (of the positive class) and ``score`` (NaN where none:
+        left out of the estimate)."""
         for window, rows, count in self._groups(timestamps):
             window.waiting += sign * count
-            if window.expected is not None and predicted is not None and score is not None:
-                if rows is None:
-                    window.expected.add(predicted, score, sign)
-                else:
-                    window.expected.add(predicted[rows], score[rows], sign)
-                if window.values:  # closed already: what it shows changes
-                    window.evaluate(self.task)
+            if window.expected is None or predicted is None or score is None:
+                continue
+            flags, scores = (predicted, score) if rows is None else (predicted[rows], score[rows])
+            scored = ~np.isnan(scores)
+            window.expected.add(flags[scored], to_fixed(scores[scored]), sign)
+            if window.values:  # closed already: what it shows changes
+                window.evaluate(self.task)
 
     def ended(self, timestamps: np.ndarray) -> None:
         """Predictions that ended without a label (expired, or set aside as late)."""
@@ -209,12 +251,29 @@ class VersionHistory:
 
     def matched(self, columns: Columns) -> None:
         """Matched pairs, as ``ModelMetrics.columns`` gives them."""
-        for window, rows, count in self._groups(columns["timestamp"]):
-            selected = columns if rows is None else {k: v[rows] for k, v in columns.items()}
-            add_pairs(window.stats, selected)
-            window.waiting -= count
-            if window.values:
-                window.evaluate(self.task)
+        timestamps = columns["timestamp"]
+        if timestamps.size == 0:
+            return
+        index = self._index(timestamps)
+        low, span = int(index.min()), int(index.max()) - int(index.min()) + 1
+        if self.task == "binary" and 1 < span <= DENSE_SPAN:
+            # Labels come late, so one batch's pairs often fall in many windows: count
+            # them all in one pass rather than a score histogram per window.
+            for offset, stats in enumerate(split_binary(columns, index - low, span)):
+                window = self._window(low + offset) if stats is not None else None
+                if window is not None and stats is not None:
+                    window.stats.merge(stats)  # type: ignore[arg-type]
+                    self._settle(window, stats.count)
+            return
+        for window, rows, count in self._groups(timestamps):
+            add_pairs(window.stats, columns if rows is None else take_columns(columns, rows))
+            self._settle(window, count)
+
+    def _settle(self, window: _Window, ended: int) -> None:
+        """``ended`` predictions of ``window`` were matched."""
+        window.waiting -= ended
+        if window.values:  # closed already: what it shows changes
+            window.evaluate(self.task)
 
     def close(self, clock: float) -> None:
         """Close, in order, the windows complete at event time ``clock``."""

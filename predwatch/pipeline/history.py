@@ -40,7 +40,7 @@ import numpy as np
 from predwatch.batches import group_rows, take_columns, take_records
 from predwatch.catalogue import FIGURES
 from predwatch.config import Settings
-from predwatch.drift.estimate import outcome_columns, to_fixed
+from predwatch.drift.estimate import outcome_columns
 from predwatch.metrics.history import VersionHistory, control, summary_of
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
@@ -102,13 +102,7 @@ class HistoryStage:
                 history.arrived(_timestamps(records), sign=sign)
                 continue
             columns = outcome_columns(records, self._models[model].positive_label)
-            scored = ~np.isnan(columns["score"])
-            history.arrived(
-                columns["timestamp"],
-                columns["predicted"][scored],
-                to_fixed(columns["score"][scored]),
-                sign,
-            )
+            history.arrived(columns["timestamp"], columns["predicted"], columns["score"], sign)
 
     def report(self, builder: ReportBuilder) -> None:
         if not builder.wants(*FAMILIES):
