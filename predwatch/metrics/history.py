@@ -116,7 +116,8 @@ def split_binary(
     pairs = np.bincount(offsets, minlength=span)
     score = columns.get("score")
     scored = ~np.isnan(score) if score is not None else np.zeros(len(offsets), bool)
-    if score is not None and scored.any():
+    any_scored = score is not None and bool(scored.any())
+    if score is not None and any_scored:
         s, positive, at = score[scored], actual[scored] == POSITIVE, offsets[scored]
         clipped = np.clip(s, EPS, 1.0 - EPS)
         losses = -np.log(np.where(positive, clipped, 1.0 - clipped))
@@ -133,7 +134,7 @@ def split_binary(
             continue
         stats = ClassificationStats()
         stats.confusion = confusion[offset]
-        if score is not None and scored.any() and count[offset]:
+        if any_scored and count[offset]:  # as ``update``: no histograms without a score
             stats.log_loss_sum, stats.brier_sum = float(log_loss[offset]), float(brier[offset])
             stats.log_loss_count = stats.brier_count = int(count[offset])
             stats.negative_scores, stats.positive_scores = histograms[offset]
