@@ -22,6 +22,7 @@ from predwatch.consumer.files import replay
 from predwatch.metrics.classification import ClassificationStats, binary_metrics
 from predwatch.metrics.history import Point, VersionHistory, control, split_binary
 from predwatch.monitor import Monitor
+from predwatch.records import Raw
 
 START = 1_795_737_600.0  # a multiple of the window
 WINDOW = 60.0
@@ -473,3 +474,46 @@ def test_one_pass_over_many_windows_equals_a_pass_per_window(seed: int) -> None:
             alone.log_loss_count,
             alone.brier_count,
         )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_history_does_not_depend_on_batching(seed: int) -> None:
+    """The same events in batches of other sizes give the same closed windows and values:
+    when a window closes depends on event time only."""
+    stream = binary_stream(6, drop=False, seed=5)
+    settings = settings_from_mapping(config())
+    decoder = Monitor(settings).decoder
+    predictions, _ = decoder.predictions([Raw(json.dumps(p)) for p in stream.predictions])
+    labels, _ = decoder.labels([Raw(json.dumps(x)) for x in stream.labels])
+    events = sorted(
+        [(p.timestamp, 0, p) for p in predictions] + [(x.timestamp, 1, x) for x in labels],
+        key=lambda e: (e[0], e[1]),
+    )
+
+    def history(sizes: list[int]) -> Any:
+        monitor, at = Monitor(settings), 0
+        for size in sizes:
+            chunk = events[at : at + size]
+            at += size
+            if chunk:
+                p = [e[2] for e in chunk if e[1] == 0]
+                x = [e[2] for e in chunk if e[1] == 1]
+                monitor.process_records(0, p, x, [], now=chunk[-1][0])
+        return monitor.summary()["models"]["m"]["v1"]["history"]
+
+    rng = np.random.default_rng(seed)
+    whole = history([len(events)])
+    assert len(whole["metrics"]["accuracy"]["points"]) >= 4
+    # Sums of log loss and Brier score are floats, added in another order.
+    assert _rounded(history(list(rng.integers(1, 400, len(events))))) == _rounded(whole)
+
+
+def _rounded(value: Any) -> Any:
+    """``value`` with every float to 12 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
