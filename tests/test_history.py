@@ -383,20 +383,24 @@ def test_when_a_window_closes(case: CloseCase) -> None:
     history = VersionHistory("multiclass", window=60.0, keep=4, grace=5.0)
     for step, times in case.steps:
         _feed(history, step, times)
-    history.close(case.clock)
-    assert [p.start for p in history.points("accuracy")] == case.closed
+    assert [p.start for p in history.points("accuracy", case.clock)] == case.closed
 
 
-def test_only_the_last_windows_are_kept_and_late_pairs_join_a_kept_one() -> None:
+def test_the_last_windows_are_kept_and_what_comes_late_joins_a_kept_one() -> None:
     history = VersionHistory("multiclass", window=60.0, keep=4, grace=5.0)
     for k in range(6):
         _feed(history, "arrive", [60.0 * k + 1])
         _feed(history, "match", [60.0 * k + 1])
-    history.close(1000.0)
-    assert [p.start for p in history.points("accuracy")] == [120.0, 180.0, 240.0, 300.0]
+    history.prune(1000.0)
+    assert [p.start for p in history.points("accuracy", 1000.0)] == [120.0, 180.0, 240.0, 300.0]
     _feed(history, "match", [60.0 * 2 + 5])  # kept: counted in its window
     _feed(history, "match", [5.0])  # dropped: left out
-    assert [p.count for p in history.points("accuracy")] == [2, 1, 1, 1]
+    assert [p.count for p in history.points("accuracy", 1000.0)] == [2, 1, 1, 1]
+    # A prediction of a closed window that still comes opens it again until it ends.
+    _feed(history, "arrive", [60.0 * 4 + 7])
+    assert [p.start for p in history.points("accuracy", 1000.0)] == [120.0, 180.0]
+    _feed(history, "end", [60.0 * 4 + 7])
+    assert [p.start for p in history.points("accuracy", 1000.0)] == [120.0, 180.0, 240.0, 300.0]
 
 
 # --- the band -------------------------------------------------------------------------------

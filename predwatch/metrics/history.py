@@ -8,31 +8,30 @@ predictions' scores (CBPE, as ``drift.estimate`` counts it, binary models), and
 how many of its predictions still wait for their fate.
 
 Labels come late, so a window's metrics move until its pairs are complete. A
-window **closes** once
+window is **closed** while
 
 1. every prediction of it that arrived has ended: matched, expired unlabelled
-   or set aside as late by the join (so at the latest when the join's
+   or set aside as late by the join (so at the latest once the join's
    watermark passes its end plus ``join.label_timeout``, earlier when every
    label is in);
-2. the event clock has passed its end by ``join.grace``, after which a
-   prediction of it would be behind its input and never joined;
-3. every earlier window has closed, so the history only grows at its end.
+2. the event clock (the latest prediction time) is past its end by
+   ``join.grace``, after which a prediction of it is behind its input;
+3. every earlier window is closed, so the history grows at its end.
 
-A closed window keeps its place until ``keep`` later ones have closed. What
-still comes for it (a partition far behind the others) is added to it, so its
-value stays that of all its pairs; what comes for a window already dropped,
-or never seen before later ones closed, is left out of the history.
+These are facts of the events read, not of the order they were read in, so
+the history is too. A prediction of a closed window that still comes (from a
+partition behind the others) opens it again until it is complete. Once
+``keep`` later windows are closed, a window is dropped, and what still comes
+for it is left out of the history.
 
 >>> import numpy as np
 >>> history = VersionHistory("binary", window=60.0, keep=4, grace=5.0)
 >>> history.arrived(np.array([1.0, 2.0, 61.0]))
 >>> history.matched({"timestamp": np.array([1.0, 2.0]), "actual": np.array([1, 0]),
 ...                  "predicted": np.array([1, 1]), "score": np.array([0.9, 0.6])})
->>> history.close(clock=64.0)  # 60 + grace not reached yet
->>> history.points("accuracy")
+>>> history.points("accuracy", clock=64.0)  # 60 + grace not reached yet
 []
->>> history.close(clock=65.0)
->>> history.points("accuracy")
+>>> history.points("accuracy", clock=65.0)
 [Point(start=0.0, end=60.0, value=0.5, count=2)]
 """
 
@@ -166,15 +165,16 @@ class _Window:
         self.stats = stats
         self.expected = ExpectedConfusion() if estimate else None
         self.waiting = 0
-        self.values: dict[str, tuple[float | None, int]] = {}  # set when closed
+        self.values: dict[str, tuple[float | None, int]] | None = None  # None: not computed
 
-    def evaluate(self, task: str) -> None:
-        self.values = values_of(task, self.stats)
-        if self.expected is not None:
-            self.values[ESTIMATED] = (
-                self.expected.metrics()["accuracy"],
-                self.expected.count,
-            )
+    def metrics(self, task: str) -> dict[str, tuple[float | None, int]]:
+        """Each metric as ``(value, count)``; computed once per change, when first read."""
+        if self.values is None:
+            values = values_of(task, self.stats)
+            if self.expected is not None:
+                values[ESTIMATED] = (self.expected.metrics()["accuracy"], self.expected.count)
+            self.values = values
+        return self.values
 
 
 class VersionHistory:
@@ -193,18 +193,18 @@ class VersionHistory:
         self.keep = keep
         self.grace = grace
         self.estimate = estimate and task == "binary"
-        self._windows: dict[int, _Window] = {}  # open ones, and the closed ones kept
-        self._closed: list[int] = []  # indices of the closed windows kept, in order
-        self._last_closed: int | None = None
+        self._windows: dict[int, _Window] = {}
+        self._floor: int | None = None  # windows before it were dropped
 
     def _index(self, timestamps: np.ndarray) -> np.ndarray:
         return np.floor(timestamps / self.window).astype(np.int64)
 
     def _window(self, index: int) -> _Window | None:
-        """The window of ``index``, opened when later than every closed one; None when its
-        place in the history has passed."""
+        """The window of ``index``, opened when first needed; None once dropped."""
+        if self._floor is not None and index < self._floor:
+            return None
         window = self._windows.get(index)
-        if window is None and (self._last_closed is None or index > self._last_closed):
+        if window is None:
             stats = RegressionStats() if self.task == "regression" else ClassificationStats()
             window = self._windows[index] = _Window(stats, self.estimate)
         return window
@@ -242,8 +242,7 @@ class VersionHistory:
             flags, scores = (predicted, score) if rows is None else (predicted[rows], score[rows])
             scored = ~np.isnan(scores)
             window.expected.add(flags[scored], to_fixed(scores[scored]), sign)
-            if window.values:  # closed already: what it shows changes
-                window.evaluate(self.task)
+            window.values = None
 
     def ended(self, timestamps: np.ndarray) -> None:
         """Predictions that ended without a label (expired, or set aside as late)."""
@@ -264,42 +263,43 @@ class VersionHistory:
                 window = self._window(low + offset) if stats is not None else None
                 if window is not None and stats is not None:
                     window.stats.merge(stats)  # type: ignore[arg-type]
-                    self._settle(window, stats.count)
+                    window.waiting -= stats.count
+                    window.values = None
             return
         for window, rows, count in self._groups(timestamps):
             add_pairs(window.stats, columns if rows is None else take_columns(columns, rows))
-            self._settle(window, count)
+            window.waiting -= count
+            window.values = None
 
-    def _settle(self, window: _Window, ended: int) -> None:
-        """``ended`` predictions of ``window`` were matched."""
-        window.waiting -= ended
-        if window.values:  # closed already: what it shows changes
-            window.evaluate(self.task)
-
-    def close(self, clock: float) -> None:
-        """Close, in order, the windows complete at event time ``clock``."""
-        last = self._last_closed
-        waiting = sorted(i for i in self._windows if last is None or i > last)
-        for index in waiting:
-            window = self._windows[index]
-            if window.waiting > 0 or clock < (index + 1) * self.window + self.grace:
+    def closed(self, clock: float) -> list[int]:
+        """The indices of the windows closed at event time ``clock``, oldest first."""
+        closed = []
+        for index in sorted(self._windows):
+            if self._windows[index].waiting > 0 or clock < (index + 1) * self.window + self.grace:
                 break
-            window.evaluate(self.task)
-            self._closed.append(index)
-            self._last_closed = index
-            if len(self._closed) > self.keep:
-                del self._windows[self._closed.pop(0)]
+            closed.append(index)
+        return closed
+
+    def prune(self, clock: float) -> None:
+        """Drop the windows closed before the last ``keep`` at event time ``clock``."""
+        closed = self.closed(clock)
+        if len(closed) > self.keep:
+            for index in closed[: -self.keep]:
+                del self._windows[index]
+            self._floor = closed[-self.keep]
 
     @property
     def metrics(self) -> tuple[str, ...]:
         """The metrics kept: those of the task, and the estimate when kept."""
         return (*METRICS[self.task], *((ESTIMATED,) if self.estimate else ()))
 
-    def points(self, metric: str) -> list[Point]:
-        """The closed windows kept, oldest first, with ``metric``'s value."""
+    def points(self, metric: str, clock: float, closed: list[int] | None = None) -> list[Point]:
+        """The closed windows at ``clock`` (or those ``closed`` gives), oldest first, with
+        ``metric``'s value; at most ``keep``."""
+        indices = (closed if closed is not None else self.closed(clock))[-self.keep :]
         points = []
-        for index in self._closed:
-            value, count = self._windows[index].values.get(metric, (None, 0))
+        for index in indices:
+            value, count = self._windows[index].metrics(self.task).get(metric, (None, 0))
             start = index * self.window
             points.append(Point(start, start + self.window, value, count))
         return points

@@ -90,7 +90,7 @@ class HistoryStage:
                     records = take_records(part.unlabelled, rows)
                     self._history(model, version).ended(_timestamps(records))
         for history in self.histories.values():
-            history.close(batch.clock)
+            history.prune(batch.clock)
 
     def _arrived(
         self, predictions: Sequence[Prediction], keys: list[tuple[str, str]], sign: int
@@ -110,8 +110,9 @@ class HistoryStage:
         sigmas = self._settings.sigmas
         for (model, version), history in sorted(self.histories.items()):
             metrics: dict[str, Any] = {}
+            closed = history.closed(builder.clock)
             for metric in history.metrics:
-                points = history.points(metric)
+                points = history.points(metric, builder.clock, closed)
                 result = control(points, sigmas, FIGURES[metric].bounds)
                 metrics[metric] = summary_of(points, result)
                 if result.band is not None:
