@@ -512,6 +512,54 @@ def test_the_history_does_not_depend_on_batching(seed: int) -> None:
     assert _rounded(history(list(rng.integers(1, 400, len(events))))) == _rounded(whole)
 
 
+def test_the_history_does_not_depend_on_the_order_partitions_are_read_in() -> None:
+    """One partition read to its end before the other: windows close early, open again
+    when the other partition's predictions come, and end as if both were read together.
+    Partition 1 stops in window 3 with its last prediction unlabelled and never expired,
+    so window 3 and those after it stay open."""
+    stream = binary_stream(6, drop=False, seed=6)
+    settings = settings_from_mapping(config())
+    decoder = Monitor(settings).decoder
+    predictions, _ = decoder.predictions([Raw(json.dumps(p)) for p in stream.predictions])
+    labels, _ = decoder.labels([Raw(json.dumps(x)) for x in stream.labels])
+    stop = START + 4 * WINDOW
+    ones = [p for p in predictions if _partition(p) == 1 and p.timestamp < stop]
+    waiting = ones[-1].id
+    labels = [x for x in labels if x.id != waiting]
+
+    def part(records: list[Any], partition: int) -> list[Any]:
+        kept = [r for r in records if _partition(r) == partition]
+        return kept if partition == 0 else [r for r in kept if r.timestamp < stop]
+
+    def chunks(partition: int) -> list[tuple[int, list[Any], list[Any], float]]:
+        """Slices of 10 s of event time of one partition's predictions and labels."""
+        ps, xs = part(predictions, partition), part(labels, partition)
+        out = []
+        for start in np.arange(START, START + 7 * WINDOW, 10.0):
+            p = [r for r in ps if start <= r.timestamp < start + 10]
+            x = [r for r in xs if start <= r.timestamp < start + 10]
+            if p or x:  # an idle partition's watermark would follow the clock: none here
+                out.append((partition, p, x, start + 10))
+        return out
+
+    def history(order: list[tuple[int, list[Any], list[Any], float]]) -> Any:
+        monitor = Monitor(settings)
+        for partition, p, x, now in order:
+            monitor.process_records(partition, p, x, [], now=now)
+        return monitor.summary()["models"]["m"]["v1"]["history"]
+
+    together = sorted(chunks(0) + chunks(1), key=lambda c: (c[3], c[0]))
+    one_then_other = chunks(0) + chunks(1)
+    expected = history(together)
+    starts = [p["start"] for p in expected["metrics"]["accuracy"]["points"]]
+    assert starts == [START, START + WINDOW, START + 2 * WINDOW]
+    assert _rounded(history(one_then_other)) == _rounded(expected)
+
+
+def _partition(record: Any) -> int:
+    return int(record.id.split("-")[1]) % 2
+
+
 def _rounded(value: Any) -> Any:
     """``value`` with every float to 12 significant digits."""
     if isinstance(value, float):
