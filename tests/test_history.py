@@ -569,3 +569,21 @@ def _rounded(value: Any) -> Any:
     if isinstance(value, list):
         return [_rounded(v) for v in value]
     return value
+
+
+def test_duplicates_and_drift_switched_off_change_nothing_but_the_estimate(
+    tmp_path: Path,
+) -> None:
+    """Without drift the stage counts arrivals from every prediction read and takes back the
+    duplicates: the same windows close with the same values as with drift on."""
+    stream = binary_stream(8, drop=False, seed=8)
+    repeated = [{**p, "timestamp": p["timestamp"] + 30.0} for p in stream.predictions[::40]]
+    stream.predictions = sorted(stream.predictions + repeated, key=lambda p: p["timestamp"])
+    files = stream.write(tmp_path)
+    on = replay(settings_from_mapping(config()), *files).summary()
+    off = replay(settings_from_mapping(config(drift={"enabled": False})), *files).summary()
+    assert off["join"]["duplicate_predictions"] == len(repeated)
+    with_drift = on["models"]["m"]["v1"]["history"]["metrics"]
+    without = off["models"]["m"]["v1"]["history"]["metrics"]
+    assert len(with_drift.pop("estimated_accuracy")["points"]) >= 6
+    assert _rounded(without) == _rounded(with_drift)

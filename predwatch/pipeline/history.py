@@ -15,6 +15,7 @@ watch (``outside_band``, picked per metric with ``tags: {metric: accuracy}``).
 >>> stage = HistoryStage(settings)
 >>> p = Prediction("a", "m", "v1", 10.0, "1", 0.8, None, {}, {})
 >>> batch = Batch(clock=70.0, received=[p], keys=[("m", "v1")])
+>>> batch.model("m").add_arrivals([p], [("m", "v1")])
 >>> batch.model("m").add_matched([(p, Label("a", 12.0, "1", 1.0))],
 ...     lambda pairs: {"timestamp": np.array([10.0]), "actual": np.array([1]),
 ...                    "predicted": np.array([1]), "score": np.array([0.8])})
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from predwatch.batches import group_rows, take_columns, take_records
+from predwatch.batches import group_rows, take, take_columns
 from predwatch.catalogue import FIGURES
 from predwatch.config import Settings
 from predwatch.drift.estimate import outcome_columns
@@ -76,33 +77,41 @@ class HistoryStage:
         return history
 
     def observe(self, batch: Batch) -> None:
-        if batch.received:
-            self._arrived(batch.received, list(batch.keys), sign=1)
-        if batch.result.duplicate_predictions:  # arrived above, but never a prediction of its own
-            duplicates = batch.result.duplicate_predictions
-            self._arrived(duplicates, list(map(_model_version, duplicates)), sign=-1)
+        if self._estimate:
+            # With drift on, the view groups arrivals by version, duplicates left out.
+            for model, part in batch.models.items():
+                for version, predictions in part.arrived:
+                    self._arrived(model, version, predictions)
+        else:
+            self._received(batch)
         for model, part in batch.models.items():
             for version, rows in part.versions:
                 self._history(model, version).matched(take_columns(part.columns, rows))
             if part.unlabelled:
-                versions = [p.version for p in part.unlabelled]
-                for version, rows in group_rows(versions):
-                    records = take_records(part.unlabelled, rows)
-                    self._history(model, version).ended(_timestamps(records))
+                timestamps = _timestamps(part.unlabelled)
+                for version, rows in group_rows([p.version for p in part.unlabelled]):
+                    self._history(model, version).ended(take(timestamps, rows))
         for history in self.histories.values():
             history.prune(batch.clock)
 
-    def _arrived(
-        self, predictions: Sequence[Prediction], keys: list[tuple[str, str]], sign: int
-    ) -> None:
-        for (model, version), rows in group_rows(keys):
-            records = take_records(predictions, rows)
-            history = self._history(model, version)
-            if not history.estimate:
-                history.arrived(_timestamps(records), sign=sign)
+    def _arrived(self, model: str, version: str, predictions: Sequence[Prediction]) -> None:
+        history = self._history(model, version)
+        if history.estimate:
+            columns = outcome_columns(predictions, self._models[model].positive_label)
+            history.arrived(columns["timestamp"], columns["predicted"], columns["score"])
+        else:
+            history.arrived(_timestamps(predictions))
+
+    def _received(self, batch: Batch) -> None:
+        """Arrivals from every prediction read, duplicates taken back (the view groups
+        arrivals only for drift)."""
+        for predictions, sign in ((batch.received, 1), (batch.result.duplicate_predictions, -1)):
+            if not predictions:
                 continue
-            columns = outcome_columns(records, self._models[model].positive_label)
-            history.arrived(columns["timestamp"], columns["predicted"], columns["score"], sign)
+            timestamps = _timestamps(predictions)
+            keys = batch.keys if sign == 1 else list(map(_model_version, predictions))
+            for (model, version), rows in group_rows(keys):
+                self._history(model, version).arrived(take(timestamps, rows), sign=sign)
 
     def report(self, builder: ReportBuilder) -> None:
         if not builder.wants(*FAMILIES):
