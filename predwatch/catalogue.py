@@ -39,6 +39,9 @@ QUALITY = ("model", "version", "window", "tag", "tag_value")
 WINDOW = ("model", "version", "window")
 FEATURE = ("model", "version", "window", "feature")
 SEGMENT = ("model", "version", "rank")
+HISTORY = ("model", "version", "metric")
+PARTS = ("feature", "partition", "metric")
+"""Labels an alert rule picks with ``tags`` in figures without tags (besides tag values)."""
 UNBOUNDED = (-math.inf, math.inf)
 RATIO = (0.0, 1.0)
 NON_NEGATIVE = (0.0, math.inf)
@@ -257,6 +260,16 @@ _SPECS: list[Spec] = [
     Spec("predwatch_calibration_error_ratio", "gauge",
          "Expected calibration error of the score over the window.", WINDOW,
          "calibration_error", "ratio", BINARY, "lower", RATIO),
+    # History of closed event-time windows (metrics.history).
+    Spec("predwatch_history_band_lower", "gauge",
+         "Lower edge of the control band of a metric: mean minus metrics.history.sigmas "
+         "standard deviations of the closed windows before the latest.", HISTORY),
+    Spec("predwatch_history_band_upper", "gauge",
+         "Upper edge of the control band of a metric over the closed windows before the "
+         "latest.", HISTORY),
+    Spec("predwatch_history_outside_band", "gauge",
+         "1 while the latest closed window of a metric lies outside its control band, else 0.",
+         HISTORY, "outside_band", better="lower", bounds=RATIO),
     # Diagnostics.
     Spec("predwatch_segment_error_ratio", "gauge",
          "Error rate of the failing segment at this rank (classification models).", SEGMENT,

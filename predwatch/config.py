@@ -134,14 +134,25 @@ def _default_windows() -> list[WindowSettings]:
     ]
 
 
+class HistorySettings(_Section):
+    """The history of closed event-time windows kept per model version and metric, and the
+    control band drawn over it: mean ± ``sigmas`` standard deviations of the windows before
+    the latest (which needs at least 3 of them, so ``keep`` is at least 4)."""
+
+    window: Duration = Field(default=3600.0, gt=0)
+    keep: int = Field(default=48, ge=4)
+    sigmas: float = Field(default=3.0, gt=0)
+
+
 class MetricSettings(_Section):
-    """Which windows and tag splits quality metrics are kept for."""
+    """Which windows and tag splits quality metrics are kept for, and their history."""
 
     windows: list[WindowSettings] = Field(default_factory=_default_windows)
     tags: list[str] = Field(default_factory=list)
     max_tag_values: int = Field(default=20, gt=0)
     max_versions: int = Field(default=20, gt=0)  # per model; further versions count as "other"
     max_classes: int = Field(default=50, gt=1)  # per model; further classes count as "other"
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @model_validator(mode="after")
     def _unique_windows(self) -> MetricSettings:

@@ -47,6 +47,7 @@ from predwatch.pipeline.counts import OUTCOMES, CountsStage, JoinCounts, ModelCo
 from predwatch.pipeline.delays import DelayStage
 from predwatch.pipeline.diagnostics import DiagnosticsStage
 from predwatch.pipeline.drift import DriftStage
+from predwatch.pipeline.history import HistoryStage
 from predwatch.pipeline.quality import QualityStage
 from predwatch.pipeline.stage import Stage
 from predwatch.records import Invalid, Label, Prediction, Raw
@@ -89,6 +90,7 @@ class Monitor:
             self._counts,
             self._quality,
             self._drift,
+            HistoryStage(settings),
             self._diagnostics,
             DelayStage(),
         ]

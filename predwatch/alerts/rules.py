@@ -3,9 +3,9 @@ with the current value and its number of samples.
 
 A rule may watch any figure of the catalogue (``predwatch.catalogue.FIGURES``).
 Its ``model``, ``version`` and ``window`` pick values; ``tags`` picks tag
-values of quality metrics, features of drift figures or partitions of the
-consumer lag. Labels a rule cannot pick (a lag's topic, an invalid event's
-reason) are summed.
+values of quality metrics, features of drift figures, partitions of the
+consumer lag or metrics of the history's band (``catalogue.PARTS``). Labels a
+rule cannot pick (a lag's topic, an invalid event's reason) are summed.
 
 >>> from predwatch.alerts.settings import RuleSettings
 >>> from predwatch.pipeline.builder import ReportBuilder
@@ -30,10 +30,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from predwatch.alerts.settings import RuleSettings
-from predwatch.catalogue import FIGURES, Spec
+from predwatch.catalogue import FIGURES, PARTS, Spec
 from predwatch.report import Report, Value
-
-PARTS = ("feature", "partition")  # labels a rule picks with 'tags', besides tag values
 
 
 class AlertKey(NamedTuple):

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from predwatch.alerts.sinks.settings import SinkSettings
-from predwatch.catalogue import FIGURES, Spec
+from predwatch.catalogue import FIGURES, PARTS, Spec
 from predwatch.durations import Duration
 
 if TYPE_CHECKING:
@@ -365,7 +365,7 @@ def _tag_problems(rule: RuleSettings, spec: Spec, settings: Settings) -> list[st
     if "tag" in spec.labels:
         allowed = list(settings.metrics.tags)
     else:
-        allowed = [part for part in ("feature", "partition") if part in spec.labels]
+        allowed = [part for part in PARTS if part in spec.labels]
         if not allowed:
             return [f"metric {rule.metric!r} is not split by tag; remove 'tags'"]
     if not allowed:
