@@ -278,13 +278,16 @@ def live(
     settings = settings_from_mapping(
         {
             "models": {"credit": {"task": "binary"}},
-            "join": {"label_timeout": "30s", "grace": "1s", "idle_timeout": "2s"},
+            # Labels come 0.5 s late: 3 s of label timeout closes each 2 s history window
+            # soon enough for the page to draw the history during the test.
+            "join": {"label_timeout": "3s", "grace": "1s", "idle_timeout": "2s"},
             "metrics": {
                 "windows": [
                     {"name": "last_300", "events": 300},
                     {"name": "10s", "duration": "10s"},
                 ],
                 "tags": ["region"],
+                "history": {"window": "2s"},
             },
             "kafka": {
                 "bootstrap_servers": kafka_broker.bootstrap_servers,
@@ -333,8 +336,13 @@ def live(
 
 
 def firing(service: Service) -> bool:
+    """An alert fires, and the history has its band and a few windows since the change."""
     document = service.status()
-    return document["firing"] >= 1 and bool(document["models"])
+    if document["firing"] < 1 or not document["models"]:
+        return False
+    history = service.monitor.report.summary["models"]["credit"]["v1"].get("history", {})
+    accuracy = history.get("metrics", {}).get("accuracy", {})
+    return accuracy.get("band") is not None and len(accuracy.get("points", [])) >= 8
 
 
 def test_the_live_page_shows_cards_charts_and_the_firing_alert(
@@ -356,6 +364,8 @@ def test_the_live_page_shows_cards_charts_and_the_firing_alert(
     assert {"age", "salary", "loan_to_income"} <= features
     [calibration] = dom.find("svg", "chart-calibration")
     assert int(calibration.attrs["data-points"]) > 0
+    [history] = dom.find("svg", "chart-history")  # accuracy per closed 2 s window, and its band
+    assert int(history.attrs["data-points"]) >= 8 and dom.find("rect", "band")
     alerts = [e for e in dom.find("div", "alert") if e.attrs.get("data-state") == "firing"]
     assert alerts and "CreditAccuracyLow" in "".join(alerts[0].text)
 
