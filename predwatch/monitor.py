@@ -6,7 +6,7 @@ sources hand it raw messages of one partition with the time ``now``
 
 Each batch goes through the join of its partition, then one typed view of
 what the join decided (``pipeline.batch.Batch``) through the stages in order:
-counts, quality, drift, diagnostics, delays. ``tick`` makes a report on a
+counts, quality, drift, history, diagnostics, delays. ``tick`` makes a report on a
 cadence of event time (``alerts.evaluate_every``) of the figures alert rules
 watch and evaluates the rules; ``refresh`` makes a full report. Readers take
 ``monitor.report``, which is immutable.
