@@ -59,6 +59,7 @@ SNAPSHOT_FORMAT = 2
 ALERT_LOG_SIZE = 10_000  # transitions kept for the summary
 _model_version = attrgetter("model", "version")
 _model_of, _first = attrgetter("model"), itemgetter(0)
+_timestamp = attrgetter("timestamp")
 T = TypeVar("T")
 
 Tap = Callable[[Batch], None]
@@ -163,10 +164,10 @@ class Monitor:
         if predictions or labels or invalid:
             self.last_arrival = max(self.last_arrival, now)
         if predictions:
-            self.event_clock = max(self.event_clock, max(p.timestamp for p in predictions))
+            self.event_clock = max(self.event_clock, max(map(_timestamp, predictions)))
         self.last_event_time = max(self.event_clock, self.last_event_time)
         if labels:
-            self.last_event_time = max(self.last_event_time, max(x.timestamp for x in labels))
+            self.last_event_time = max(self.last_event_time, max(map(_timestamp, labels)))
         result = self._join(partition, now).process(predictions, labels, now)
         keys = list(map(_model_version, predictions))
         batch = Batch(self.event_clock, predictions, keys, len(labels), result, list(invalid))

@@ -150,6 +150,7 @@ class FastDecoder:
         self._max_depth = limits.max_depth
         self._max_id = limits.max_id_length
         self._max_text = limits.max_string_length
+        self._min_time, self._max_time = limits.min_timestamp, limits.max_timestamp
 
     def prediction(self, raw: Raw) -> Prediction | None:
         wire: Any = self._parse(self._prediction, raw)
@@ -254,5 +255,4 @@ class FastDecoder:
             return None  # ambiguous
         else:
             seconds = stamp.timestamp()  # type: ignore[union-attr]
-        limits = self._limits
-        return seconds if limits.min_timestamp <= seconds <= limits.max_timestamp else None
+        return seconds if self._min_time <= seconds <= self._max_time else None
