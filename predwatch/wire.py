@@ -185,19 +185,16 @@ class FastDecoder:
         if probabilities is not None and sum(probabilities.values()) <= 0.0:
             return None
         features = wire.features
-        first = memoryview(features)[0]
-        if first == 110:  # b"n": null
-            features = {}
-        elif first != 123:  # not b"{": not an object
-            return None
-        else:
-            try:  # within the limits, scalars only
-                self._features[len(features) <= self._max_text](features)
-            except _DECLINED:
+        try:  # an object within the limits, of scalars only
+            self._features[len(features) <= self._max_text](features)
+        except _DECLINED:
+            if bytes(features) != b"null":  # valid JSON (msgspec parsed it) but no object
                 return None
+            features = {}
         # tuple.__new__ skips the named tuple's own __new__, a Python call per record.
-        record = (key, wire.model, version, timestamp, predicted, wire.score, probabilities)
-        return _new(Prediction, (*record, features, wire.tags or {}))
+        model, score, tags = wire.model, wire.score, wire.tags or {}
+        record = (key, model, version, timestamp, predicted, score, probabilities, features, tags)
+        return _new(Prediction, record)
 
     def label(self, raw: Raw) -> Label | None:
         wire: Any = self._parse(self._label, raw)
