@@ -33,7 +33,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from predwatch.alerts.engine import AlertEngine, Transition
@@ -59,6 +59,8 @@ __all__ = ["Changes", "JoinCounts", "ModelCounts", "Monitor"]
 SNAPSHOT_FORMAT = 2
 ALERT_LOG_SIZE = 10_000  # transitions kept for the summary
 _model_version = attrgetter("model", "version")
+_model_of, _first = attrgetter("model"), itemgetter(0)
+_timestamp = attrgetter("timestamp")
 T = TypeVar("T")
 
 Tap = Callable[[Batch], None]
@@ -164,10 +166,10 @@ class Monitor:
         if predictions or labels or invalid:
             self.last_arrival = max(self.last_arrival, now)
         if predictions:
-            self.event_clock = max(self.event_clock, max(p.timestamp for p in predictions))
+            self.event_clock = max(self.event_clock, max(map(_timestamp, predictions)))
         self.last_event_time = max(self.event_clock, self.last_event_time)
         if labels:
-            self.last_event_time = max(self.last_event_time, max(x.timestamp for x in labels))
+            self.last_event_time = max(self.last_event_time, max(map(_timestamp, labels)))
         result = self._join(partition, now).process(predictions, labels, now)
         keys = list(map(_model_version, predictions))
         batch = Batch(self.event_clock, predictions, keys, len(labels), result, list(invalid))
@@ -404,7 +406,10 @@ def _by_model(items: Sequence[T]) -> dict[str, list[T]]:
     """Items grouped by model, in their order; one model keeps the whole list."""
     if not items:
         return {}
-    models = [_model(item) for item in items]
+    # One kind of item per call: C getters mapped over them, no Python call per item.
+    heads: Sequence[Any] = items
+    predictions = heads if isinstance(heads[0], Prediction) else map(_first, heads)
+    models = list(map(_model_of, predictions))
     first = models[0]
     if models.count(first) == len(models):
         return {first: list(items)}
@@ -412,11 +417,6 @@ def _by_model(items: Sequence[T]) -> dict[str, list[T]]:
     for model, item in zip(models, items, strict=True):
         groups.setdefault(model, []).append(item)
     return groups
-
-
-def _model(item: Any) -> str:
-    """The model of a prediction, or of the prediction heading a pair or an arrival."""
-    return item.model if isinstance(item, Prediction) else item[0].model
 
 
 def _raw_of(label: Any) -> Raw:

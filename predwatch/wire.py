@@ -32,6 +32,7 @@ from predwatch.records import UNVERSIONED, Label, Prediction, Raw
 from predwatch.screening import shallow
 
 _NULL = msgspec.Raw(b"null")
+_new = tuple.__new__
 _DECLINED = (msgspec.MsgspecError, TypeError, RecursionError)
 
 
@@ -43,11 +44,16 @@ def _utf8(value: bytes) -> bool:
     return True
 
 
-def _types(limits: LimitsSettings) -> dict[str, Any]:
-    """The wire types of each field, with the limits as constraints."""
+def _types(limits: LimitsSettings, short: bool = False) -> dict[str, Any]:
+    """The wire types of each field, with the limits as constraints.
+
+    ``short``: the types for a JSON text of at most ``max_string_length`` bytes, which
+    cannot hold a longer string (a character takes at least one byte), so strings go
+    unchecked: a length constraint on dict keys makes msgspec twice as slow on features.
+    """
     bound = limits.max_abs_number
     whole = min(math.floor(bound), 2**63 - 1)  # msgspec's integers are 64-bit
-    text = Annotated[str, msgspec.Meta(max_length=limits.max_string_length)]
+    text = Annotated[str, msgspec.Meta(max_length=None if short else limits.max_string_length)]
     integer = Annotated[int, msgspec.Meta(ge=-whole, le=whole)]
     number = Annotated[float, msgspec.Meta(ge=-bound, le=bound)]
     value = text | integer | number
@@ -116,16 +122,26 @@ def _structs(fields: FieldNames, types: dict[str, Any]) -> tuple[type, type]:
     return prediction, label
 
 
+Decoders = tuple[Callable[[Any], Any], Callable[[Any], Any]]  # (any length, short)
+
+
+def _decoders(checked: Any, short: Any) -> Decoders:
+    return msgspec.json.Decoder(checked).decode, msgspec.json.Decoder(short).decode
+
+
 class FastDecoder:
     """Decodes well-formed messages within the limits quickly; answers None for anything else."""
 
     def __init__(self, settings: Settings) -> None:
         limits = settings.limits
-        types = _types(limits)
+        # Each decoder twice: with the string limits, and without them for a text too short
+        # to break them (see ``_types``), which most messages are.
+        types, short = _types(limits), _types(limits, short=True)
         prediction, label = _structs(settings.fields, types)
-        self._prediction: Callable[[bytes], Any] = msgspec.json.Decoder(prediction).decode
-        self._label: Callable[[bytes], Any] = msgspec.json.Decoder(label).decode
-        self._features: Callable[[Any], Any] = msgspec.json.Decoder(types["features"]).decode
+        short_prediction, short_label = _structs(settings.fields, short)
+        self._prediction: Decoders = _decoders(prediction, short_prediction)
+        self._label: Decoders = _decoders(label, short_label)
+        self._features: Decoders = _decoders(types["features"], short["features"])
         self._regression = {
             name: model.task == "regression" for name, model in settings.models.items()
         }
@@ -134,6 +150,7 @@ class FastDecoder:
         self._max_depth = limits.max_depth
         self._max_id = limits.max_id_length
         self._max_text = limits.max_string_length
+        self._min_time, self._max_time = limits.min_timestamp, limits.max_timestamp
 
     def prediction(self, raw: Raw) -> Prediction | None:
         wire: Any = self._parse(self._prediction, raw)
@@ -168,27 +185,16 @@ class FastDecoder:
         if probabilities is not None and sum(probabilities.values()) <= 0.0:
             return None
         features = wire.features
-        first = memoryview(features)[0]
-        if first == 110:  # b"n": null
-            features = {}
-        elif first != 123:  # not b"{": not an object
-            return None
-        else:
-            try:
-                self._features(features)  # within the limits, scalars only
-            except _DECLINED:
+        try:  # an object within the limits, of scalars only
+            self._features[len(features) <= self._max_text](features)
+        except _DECLINED:
+            if bytes(features) != b"null":  # valid JSON (msgspec parsed it) but no object
                 return None
-        return Prediction(
-            key,
-            wire.model,
-            version,
-            timestamp,
-            predicted,
-            wire.score,
-            probabilities,
-            features,
-            wire.tags or {},
-        )
+            features = {}
+        # tuple.__new__ skips the named tuple's own __new__, a Python call per record.
+        model, score, tags = wire.model, wire.score, wire.tags or {}
+        record = (key, model, version, timestamp, predicted, score, probabilities, features, tags)
+        return _new(Prediction, record)
 
     def label(self, raw: Raw) -> Label | None:
         wire: Any = self._parse(self._label, raw)
@@ -200,12 +206,12 @@ class FastDecoder:
             return None
         label = wire.label
         if type(label) is str:
-            return Label(key, timestamp, label, None)
+            return _new(Label, (key, timestamp, label, None))
         if type(label) is int:
-            return Label(key, timestamp, str(label), float(label))
-        return Label(key, timestamp, class_key(label), float(label))
+            return _new(Label, (key, timestamp, str(label), float(label)))
+        return _new(Label, (key, timestamp, class_key(label), float(label)))
 
-    def _parse(self, decode: Callable[[bytes], Any], raw: Raw) -> Any:
+    def _parse(self, decoders: Decoders, raw: Raw) -> Any:
         """The wire struct of a message, or None where msgspec declines it or it is too large or
         could nest too deeply (the checked path then names the reason)."""
         value = raw.value
@@ -213,12 +219,13 @@ class FastDecoder:
             if not isinstance(value, str):
                 return None
             value = value.encode("utf-8", "surrogatepass")
-        if len(value) > self._max_bytes or not shallow(value, self._max_depth):
+        size = len(value)
+        if size > self._max_bytes or not shallow(value, self._max_depth):
             return None
         if not value.isascii() and not _utf8(value):
             return None  # msgspec skips unknown fields without checking their UTF-8
         try:
-            return decode(value)
+            return decoders[size <= self._max_text](value)
         except _DECLINED:
             return None
 
@@ -245,5 +252,4 @@ class FastDecoder:
             return None  # ambiguous
         else:
             seconds = stamp.timestamp()  # type: ignore[union-attr]
-        limits = self._limits
-        return seconds if limits.min_timestamp <= seconds <= limits.max_timestamp else None
+        return seconds if self._min_time <= seconds <= self._max_time else None

@@ -24,7 +24,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import islice
+from itertools import islice, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Generic, TypeVar
 
@@ -36,6 +37,7 @@ from predwatch.monitor import Monitor
 from predwatch.records import Invalid, Label, Prediction, Raw
 
 CHUNK_LINES = 20_000
+_TIMESTAMP = attrgetter("timestamp")
 Record = TypeVar("Record", Prediction, Label)
 
 
@@ -53,14 +55,21 @@ class _File(Generic[Record]):
     done: bool = False
 
     def read_chunk(self) -> None:
-        lines = [line for line in islice(self.lines, CHUNK_LINES) if line.strip()]
+        # filter and map over C callables: no Python call per line (tuple.__new__ skips the
+        # named tuple's own __new__).
+        lines = list(filter(bytes.strip, islice(self.lines, CHUNK_LINES)))
         if not lines:
             self.done = True
             return
         # Decoding keeps order and each reject holds its own message, so the runs of records
         # between rejects are recovered without decoding anything twice.
-        raws = [Raw(line) for line in lines]
+        raws: list[Raw] = list(
+            map(tuple.__new__, repeat(Raw), zip(lines, repeat(None), repeat(None)))
+        )
         decoded, rejected = self.decode(raws)
+        if not rejected:
+            self._arrive(decoded)
+            return
         start = end = 0
         pending = iter(rejected)
         reject = next(pending, None)
@@ -78,7 +87,7 @@ class _File(Generic[Record]):
             self._arrive(decoded[start:end])
 
     def _arrive(self, records: list[Record]) -> None:
-        times = np.fromiter((r.timestamp for r in records), np.float64, len(records))
+        times = np.fromiter(map(_TIMESTAMP, records), np.float64, len(records))
         arrivals = np.maximum.accumulate(np.maximum(times, self.latest))
         self.latest = float(arrivals[-1])
         self.records.extend(records)
@@ -152,8 +161,8 @@ def _batches(
             continue
         p_records, p_invalid = files[0].take_before(end)
         l_records, l_invalid = files[1].take_before(end)
-        times = [r.timestamp for r in p_records] + [r.timestamp for r in l_records]
-        now = max(now, max(times, default=now))
+        for records in (p_records, l_records):
+            now = max(now, max(map(_TIMESTAMP, records), default=now))
         yield p_records, l_records, p_invalid + l_invalid, now
 
 

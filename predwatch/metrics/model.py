@@ -91,6 +91,14 @@ class ModelMetrics:
             self._classes[key] = index
         return index
 
+    def _class_indices(self, keys: list[str]) -> np.ndarray:
+        """``_class_index`` of each key. Known classes are looked up by ``dict.get`` in C; only a
+        batch with a new class goes key by key, so new classes get their indices in order."""
+        indices = list(map(self._classes.get, keys))
+        if None in indices:
+            indices = list(map(self._class_index, keys))
+        return np.array(indices, np.intp)
+
     def _new_stats(self) -> Stats:
         return RegressionStats() if self.task == "regression" else ClassificationStats()
 
@@ -130,9 +138,8 @@ class ModelMetrics:
             columns["actual"] = np.array(list(map(_NUMBER, labels)), np.float64)
             columns["predicted"] = np.array(list(map(_VALUE, predictions)), np.float64)
             return columns
-        index = self._class_index
-        columns["actual"] = np.fromiter(map(index, map(_LABEL_VALUE, labels)), np.intp, n)
-        columns["predicted"] = np.fromiter(map(index, map(_VALUE, predictions)), np.intp, n)
+        columns["actual"] = self._class_indices(list(map(_LABEL_VALUE, labels)))
+        columns["predicted"] = self._class_indices(list(map(_VALUE, predictions)))
         # Every batch has the same columns, NaN where a pair has no score, so windows can
         # concatenate them.
         if self.task == "binary":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
@@ -29,8 +30,9 @@ from predwatch.windowing.join import JoinResult
 Pair = tuple[Prediction, Label]
 
 
-def _label_time(pair: Pair) -> float:
-    return pair[1].timestamp
+# C getters, mapped over a batch's pairs: no Python call per pair.
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_TIMESTAMP, _VERSION = attrgetter("timestamp"), attrgetter("version")
 
 
 @dataclass(slots=True)
@@ -55,13 +57,14 @@ class ModelBatch:
         """Matched pairs of this model; ``columns_of`` types them (the model's class index)."""
         self.pairs = pairs
         columns = columns_of(pairs)
-        columns["label_time"] = np.fromiter(map(_label_time, pairs), np.float64, len(pairs))
+        labels = map(_SECOND, pairs)
+        columns["label_time"] = np.fromiter(map(_TIMESTAMP, labels), np.float64, len(pairs))
         if "score" in columns or "true_probability" in columns:
             columns["error"] = (columns["predicted"] != columns["actual"]).astype(np.float64)
         else:
             columns["error"] = np.abs(columns["predicted"] - columns["actual"])
         self.columns = columns
-        self.versions = group_rows([p.version for p, _ in pairs])
+        self.versions = group_rows(list(map(_VERSION, map(_FIRST, pairs))))
 
 
 @dataclass(slots=True)

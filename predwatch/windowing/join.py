@@ -138,7 +138,8 @@ class PartitionJoin:
             behind = time < latest - grace
             if latest < time:
                 latest = time
-            if key in pending or ended.get(key, 0) & PREDICTION:
+            seen = ended.get(key, 0)  # 0, or LABEL past the duplicate check
+            if key in pending or seen & PREDICTION:
                 result.duplicate_predictions.append(prediction)
                 continue
             if behind:
@@ -146,7 +147,8 @@ class PartitionJoin:
                 continue
             label = labels.pop(key, None)
             if label is None:
-                if ended.pop(key, 0) & LABEL:  # its label ended as an orphan already
+                if seen:  # its label ended as an orphan already
+                    del ended[key]
                     sealed.add(key)
             else:
                 gap = label.timestamp - time
