@@ -16,6 +16,7 @@ from alertmanager_fixture import Alertmanager, WebhookReceiver, wait_for
 from alertmanager_fixture import alertmanager as alertmanager
 from kafka import KafkaProducer
 
+from predwatch.alerts.engine import fingerprint
 from predwatch.config import settings_from_mapping
 from predwatch.demo.broker import EmbeddedBroker
 from predwatch.service import Service
@@ -135,6 +136,9 @@ def test_accuracy_drop_fires_and_recovery_resolves(
             summary = alert["annotations"]["summary"]
             assert summary.startswith("Accuracy of fraud v1 is ") and summary.endswith("(< 0.7)")
             assert alert["generatorURL"] == f"{service.url}/alerts?model=fraud"
+            # Alertmanager computes its own fingerprint of the labels: the same as ours.
+            [ours] = service.monitor.report.alerts or service.monitor.alerts.alerts()
+            assert alert["fingerprint"] == ours.fingerprint == fingerprint(alert["labels"])
             firing = wait_for(
                 lambda: next((b for b in hook.bodies() if b["status"] == "firing"), None),
                 15,
