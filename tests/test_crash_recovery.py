@@ -290,3 +290,61 @@ def test_kill_9_five_times_counts_every_event_once(
                 assert math.isclose(got, expected, rel_tol=1e-9), (name, version)  # type: ignore[arg-type]
                 checked += 1
     assert checked >= 10
+
+
+def test_a_truncated_checkpoint_is_refused_and_the_previous_one_recovers(
+    kafka_broker: EmbeddedBroker,
+    make_topic: Callable[..., str],
+    unique_group: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    topics = make_topic("p", PARTITIONS), make_topic("l", PARTITIONS)
+    predictions, labels = stream()
+    half = len(predictions) // 2, len(labels) // 2
+    state = tmp_path / "state"
+    port = free_port()
+    settings_file = tmp_path / "config.yaml"
+    written = config(kafka_broker, topics, unique_group(), port, state)
+    settings_file.write_text(json.dumps(written))
+    settings = Settings.model_validate(written)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers, linger_ms=5)
+    send(producer, topics[0], predictions[: half[0]])
+    send(producer, topics[1], labels[: half[1]])
+    producer.flush(30)
+
+    service = start(settings_file)
+    try:
+        wait_for(lambda: checkpointed(state, settings) == sum(half), 40, "the first half")
+        send(producer, topics[0], predictions[half[0] :])
+        send(producer, topics[1], labels[half[1] :])
+        producer.flush(30)
+        wait_for(lambda: checkpointed(state, settings) == len(predictions) + len(labels), 40, "all")
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(20) == 0
+        service.communicate()
+    producer.close()
+    newest = sorted(state.glob("checkpoint-*.pwstate"))[-1]
+    newest.write_bytes(newest.read_bytes()[:-100])
+
+    service = start(settings_file)
+    try:
+        recovered = final(port, len(predictions), len(labels))
+        assert service.poll() is None  # running, not in a crash loop
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(20) == 0
+        stderr = service.communicate()[1]
+    refusals = [line for line in stderr.splitlines() if " refused: " in line]
+    assert len(refusals) == 1, stderr
+    assert f"checkpoint {newest} refused: it is truncated" in refusals[0]
+    assert "state restored from checkpoint" in stderr
+
+    p_path, l_path = tmp_path / "p.jsonl", tmp_path / "l.jsonl"
+    p_path.write_text("".join(json.dumps(p) + "\n" for p in predictions))
+    l_path.write_text("".join(json.dumps(x) + "\n" for x in labels))
+    join = replay(settings, p_path, l_path).summary()["join"]
+    assert total(recovered, "predwatch_joined_total") == join["matched"]
+    assert total(recovered, "predwatch_unlabelled_total") == join["unlabelled"]
+    assert total(recovered, "predwatch_late_labels_total") == join["late_labels"]
+    assert total(recovered, "predwatch_orphan_labels_total") == join["orphan_labels"]
