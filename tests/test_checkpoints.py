@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
 
 from predwatch.config import Settings
+from predwatch.consumer.kafka import KafkaSource, SourceError
+from predwatch.exporter.health import Health
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
 from predwatch.state.checkpoints import CheckpointStore
@@ -87,3 +90,16 @@ def test_a_write_cut_short_leaves_the_previous_whole(tmp_path: Path) -> None:
     again = CheckpointStore(tmp_path, SETTINGS)
     assert not list(tmp_path.glob("*.tmp"))
     assert again.load(Monitor(SETTINGS)) == {("p", 0): 3}
+
+
+def test_an_unusable_state_dir_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    settings = Settings.model_validate(
+        {"models": {"fraud": {"task": "binary"}}, "state": {"dir": str(tmp_path / "a-file" / "x")}}
+    )
+    with pytest.raises(SourceError) as error:
+        KafkaSource(settings, Monitor(settings), threading.Lock(), Health())
+    assert str(error.value) == (
+        f"cannot use state.dir '{tmp_path / 'a-file' / 'x'}' (Not a directory): give a directory "
+        "this user can create and write, or leave state.dir unset to run without checkpoints"
+    )

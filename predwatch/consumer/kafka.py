@@ -86,6 +86,19 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._source.resume(assigned)
 
 
+def _store(settings: Settings) -> CheckpointStore | None:
+    """The checkpoint store of ``state.dir``, None without it; ``SourceError`` if unusable."""
+    if not settings.state.dir:
+        return None
+    try:
+        return CheckpointStore(settings.state.dir, settings)
+    except OSError as error:
+        raise SourceError(
+            f"cannot use state.dir '{settings.state.dir}' ({error.strerror}): give a directory "
+            "this user can create and write, or leave state.dir unset to run without checkpoints"
+        ) from None
+
+
 def _names(partitions: Iterable[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))
 
@@ -120,7 +133,7 @@ class KafkaSource:
             DeadLetters(settings.kafka) if settings.kafka.dead_letter_topic else None
         )
         self._state = ""
-        self._store = CheckpointStore(settings.state.dir, settings) if settings.state.dir else None
+        self._store = _store(settings)
         self._checkpoint_every = settings.state.checkpoint_every
         self._positions: dict[TopicPartition, int] = {}  # next offsets the monitor reflects
         self._restored = False  # the monitor was restored (or found no checkpoint) once
