@@ -112,6 +112,13 @@ def test_a_refusal_names_where_the_value_is() -> None:
         monitor.state()
 
 
+def nested(data: list[Any], depth: int) -> list[Any]:
+    """``data`` inside itself ``depth`` times."""
+    for _ in range(depth):
+        data = ["list", 0, [data]]
+    return data
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -127,6 +134,18 @@ def test_a_refusal_names_where_the_value_is() -> None:
         ["defaultdict", 0, "os.system", []],
         ["ndarray", "|O", [1], b"\x00" * 8],
         ["unknown", 1],
+        [
+            "object",
+            0,
+            "predwatch.monitor:LabelFits",
+            None,
+            ["__class__", ["name", "predwatch.monitor:Monitor"]],
+            [],
+            None,
+        ],
+        ["object", 0, "predwatch.monitor:LabelFits", None, [], [["x", 1]], None],
+        ["opaque", 0, "river._river_rust.drift:AdaptiveWindowing", [0.002, 32, 5, 5, 10], b"?"],
+        nested(["list", 0, []], 5000),
     ],
     ids=lambda d: str(d[:2])[:40],
 )

@@ -336,7 +336,14 @@ class _Reader:
         if not all(type(a) in (*_SCALARS, int) for a in arguments):
             raise StateError(f"a checkpoint gives {name} arguments that are not numbers")
         obj = _lookup(name)(*arguments)
-        obj.__setstate__(state)  # river's own decoder of its compiled type's bytes
+        try:
+            obj.__setstate__(state)  # river's own decoder of its compiled type's bytes
+        except BaseException as error:
+            # Bytes river cannot decode make its Rust code panic: pyo3 raises PanicException,
+            # a BaseException; anything else (an interrupt) goes on.
+            if type(error).__name__ != "PanicException" and not isinstance(error, Exception):
+                raise
+            raise StateError(f"a checkpoint holds state of {name} that river cannot read") from None
         return self.keep(index, obj)
 
     def fill(self, mapping: Any, flat: list[Any]) -> None:
@@ -354,9 +361,15 @@ class _Reader:
         else:
             made: Any = cls.__new__  # object's, or a base class's (e.g. a pydantic model's)
             obj = self.keep(index, made(cls))
+        slot_names = _slot_names(cls)
         for i in range(0, len(fields), 2):
+            # Instance attributes never reach special method lookup, except the class itself.
+            if not isinstance(fields[i], str) or fields[i] == "__class__":
+                raise StateError(f"a checkpoint gives {name} an attribute {fields[i]!r}")
             object.__setattr__(obj, fields[i], self.read(fields[i + 1]))
         for slot, value in slots:
+            if slot not in slot_names:
+                raise StateError(f"a checkpoint gives {name} a slot {slot!r} it does not have")
             object.__setattr__(obj, slot, self.read(value))
         if entries is not None:  # a dict subclass's own entries
             if not isinstance(obj, dict):
@@ -379,4 +392,7 @@ def to_data(obj: Any) -> Any:
 
 def from_data(data: Any) -> Any:
     """The object graph ``to_data`` wrote; ``StateError`` on anything not allowed or malformed."""
-    return _Reader().read(data)
+    try:
+        return _Reader().read(data)
+    except RecursionError:
+        raise StateError("a checkpoint nests values too deeply") from None

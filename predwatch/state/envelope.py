@@ -94,5 +94,7 @@ def unseal(blob: bytes, fingerprint: str) -> Any:
         raise StateError("it is corrupt (the CRC-32 of its payload does not match)")
     try:
         return msgspec.msgpack.decode(payload)
+    except RecursionError:
+        raise StateError("its payload nests values too deeply") from None
     except msgspec.DecodeError as error:
         raise StateError(f"its payload is unreadable ({error})") from error
