@@ -142,10 +142,12 @@ def start(settings_file: Path) -> subprocess.Popen[str]:
     )
 
 
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], seconds: float, what: str | Callable[[], str]) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {what() if callable(what) else what}"
+        )
         time.sleep(0.1)
 
 
@@ -176,7 +178,11 @@ def final(port: int, predictions: int, labels: int) -> Samples:
             and total(samples, "predwatch_pending_labels") == 0
         )
 
-    wait_for(done, 60, "every event to be counted")
+    def seen() -> str:
+        counts = {n: total(found[0], n) for n in COUNTS} if found else "no /metrics"
+        return f"every event ({predictions} predictions, {labels} labels) counted; {counts}"
+
+    wait_for(done, 60, seen)
     return found[0]
 
 

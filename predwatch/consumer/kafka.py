@@ -317,21 +317,28 @@ class KafkaSource:
         self.commit()
 
     def resume(self, assigned: list[TopicPartition]) -> None:
-        """At the first assignment, restore the monitor from the newest good checkpoint and seek
-        each assigned partition to the offset that state reflects."""
-        if self._store is None or self._restored or self._consumer is None:
+        """At the first assignment, restore the monitor from the newest good checkpoint; at
+        every assignment, seek each assigned partition to the offset the state reflects.
+
+        Every assignment, not only the first: a partition that comes later (a member that
+        died had it) would otherwise start at the committed offset, which lags the
+        checkpoint when a crash came between writing it and committing.
+        """
+        if self._store is None or self._consumer is None:
             return
-        self._restored = True
-        with self._lock:
-            offsets = self._store.load(self._monitor)
-        if offsets is None:
-            log.info("no checkpoint in state.dir %s: starting empty", self._store.directory)
-            return
-        self._positions = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
-        for tp in assigned:
-            if tp in self._positions:
-                self._consumer.seek(tp, self._positions[tp])
-        log.info("resuming from the checkpoint's offsets: %s", _names(self._positions))
+        if not self._restored:
+            self._restored = True
+            with self._lock:
+                offsets = self._store.load(self._monitor)
+            if offsets is None:
+                log.info("no checkpoint in state.dir %s: starting empty", self._store.directory)
+            else:
+                self._positions = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
+        sought = [tp for tp in assigned if tp in self._positions]
+        for tp in sought:
+            self._consumer.seek(tp, self._positions[tp])
+        if sought:
+            log.info("resuming from the offsets the state reflects: %s", _names(sought))
 
     def commit(self) -> None:
         """Commit the offsets of everything the monitor has processed."""
