@@ -252,6 +252,7 @@ def test_kill_9_five_times_counts_every_event_once(
         service.send_signal(signal.SIGTERM)
         assert service.wait(20) == 0
         stderr = service.communicate()[1]
+        print(stderr)  # shown when the test fails
     assert "state restored from checkpoint" in stderr
 
     # An uninterrupted run of the same stream (another group, no state directory).
