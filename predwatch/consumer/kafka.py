@@ -24,8 +24,9 @@ With ``state.dir`` set, the monitor's state is checkpointed with the offsets
 it reflects (``predwatch.state.checkpoints``) every ``state.checkpoint_every``,
 when partitions are revoked and on shutdown, and offsets are committed only
 after their checkpoint is durable. At the first assignment the monitor is
-restored from the newest good checkpoint and each partition is sought to the
-checkpoint's offset: the events after it are read again and counted once.
+restored from the newest good checkpoint; at every assignment each partition is
+sought to the offset the state reflects: the events after it are read again
+and counted once.
 """
 
 from __future__ import annotations
