@@ -190,12 +190,19 @@ def classes_in(data: Any, found: set[str]) -> set[str]:
     return found
 
 
+INDEXED = {"list", "dict", "tuple", "set", "frozenset", "deque", "OrderedDict", "Counter"}
+INDEXED |= {"defaultdict", "object", "struct", "opaque", "random", "ref"}
+
+
 def canonical(data: Any) -> Any:
-    """Checkpoint data with the items of sets sorted, as their order is arbitrary."""
+    """Checkpoint data with the items of sets sorted, as their order is arbitrary, and so
+    without the numbers of shared objects, which follow that order."""
     if isinstance(data, dict):
         return {key: canonical(value) for key, value in data.items()}
     if isinstance(data, list):
         items = [canonical(item) for item in data]
+        if items and isinstance(items[0], str) and items[0] in INDEXED:
+            items[1] = None
         if items and items[0] in ("set", "frozenset"):
             items[2] = sorted(items[2], key=repr)
         return items
