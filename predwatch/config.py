@@ -216,6 +216,13 @@ class HttpSettings(_Section):
         return self
 
 
+class StateSettings(_Section):
+    """Checkpoints of the monitor's state and the offsets it reflects (off without ``dir``)."""
+
+    dir: str | None = None  # a directory only this instance writes; None: no checkpoints
+    checkpoint_every: Duration = Field(default=10.0, gt=0.0)
+
+
 class Settings(BaseSettings):
     """All of predwatch's settings. Only ``models`` is required."""
 
@@ -233,6 +240,7 @@ class Settings(BaseSettings):
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
 
     @classmethod
     def settings_customise_sources(

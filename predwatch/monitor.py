@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import pickle
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,11 +51,12 @@ from predwatch.pipeline.quality import QualityStage
 from predwatch.pipeline.stage import Stage
 from predwatch.records import Invalid, Label, Prediction, Raw
 from predwatch.report import Report, Value
+from predwatch.state.codec import StateError, from_data, to_data
+from predwatch.state.envelope import fingerprint, seal, unseal
 from predwatch.windowing.join import JoinResult, PartitionJoin, label_fits
 
 __all__ = ["Changes", "JoinCounts", "ModelCounts", "Monitor"]
 
-SNAPSHOT_FORMAT = 2
 ALERT_LOG_SIZE = 10_000  # transitions kept for the summary
 _model_version = attrgetter("model", "version")
 _model_of, _first = attrgetter("model"), itemgetter(0)
@@ -343,49 +343,66 @@ class Monitor:
 
     # --- state -----------------------------------------------------------------------------
 
-    def snapshot(self) -> bytes:
-        """All state, serialised; ``Monitor.restore`` continues from it with identical results.
-
-        A snapshot is trusted input (it is unpickled): load only snapshots
-        predwatch itself wrote.
-        """
-        state = {
-            "joins": self._joins,
-            "versions": self._versions,
+    def state(self) -> dict[str, Any]:
+        """All state as checkpoint data (``predwatch.state.codec``): msgpack-ready, no pickle."""
+        return {
+            "joins": to_data(self._joins),
+            "versions": to_data(self._versions),
             "stages": {stage.name: stage.state() for stage in self.stages},
-            "alerts": self.alerts,
-            "alert_log": self.alert_log,
-            "clocks": (self.last_arrival, self.event_clock, self.last_event_time, self._ticked_at),
+            "alerts": to_data(self.alerts),
+            "alert_log": to_data(self.alert_log),
+            "clocks": [self.last_arrival, self.event_clock, self.last_event_time, self._ticked_at],
         }
-        return pickle.dumps((SNAPSHOT_FORMAT, state), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (of ``Monitor.state``), in place, so readers that hold this
+        monitor see the restored one; all or nothing: ``StateError`` if it is malformed or
+        names a type that is not allowed, and then this monitor is unchanged."""
+        loaded = Monitor(self.settings)
+        try:
+            loaded._joins = from_data(state["joins"])
+            loaded._versions = from_data(state["versions"])
+            for stage in loaded.stages:
+                stage.load_state(state["stages"][stage.name])
+            loaded.alerts = from_data(state["alerts"])
+            loaded.alerts.reconfigure(self.settings.alerts)
+            loaded.alert_log.extend(from_data(state["alert_log"]))
+            clocks = [_clock_value(c) for c in state["clocks"][:3]]
+            ticked = state["clocks"][3]
+            loaded._ticked_at = None if ticked is None else _clock_value(ticked)
+        except StateError:
+            raise
+        except (LookupError, TypeError, ValueError, AttributeError) as error:
+            raise StateError(f"its monitor state is malformed ({error!r})") from error
+        loaded.last_arrival, loaded.event_clock, loaded.last_event_time = clocks
+        loaded.taps = self.taps
+        self.__dict__.update(loaded.__dict__)
+
+    def snapshot(self) -> bytes:
+        """All state, sealed (``predwatch.state.envelope``); ``Monitor.restore`` continues from
+        it with identical results. Data, not pickle: reading it runs no code it names."""
+        return seal(self.state(), fingerprint(self.settings))
 
     @classmethod
     def restore(
         cls, settings: Settings, snapshot: bytes, profiles: Sequence[ReferenceProfile] = ()
     ) -> Monitor:
-        """A monitor that continues from ``snapshot`` under ``settings``."""
-        version, state = pickle.loads(snapshot)
-        if version != SNAPSHOT_FORMAT:
-            raise ValueError(
-                f"snapshot format {version} is not supported (expected {SNAPSHOT_FORMAT})"
-            )
+        """A monitor that continues from ``snapshot`` under ``settings``; ``StateError`` (one
+        sentence) if the snapshot is corrupt, truncated or of other settings."""
         monitor = cls(settings, profiles)
-        monitor._joins = state["joins"]
-        monitor._versions = state["versions"]
-        for stage in monitor.stages:
-            stage.load_state(state["stages"][stage.name])
-        monitor.alerts = state["alerts"]
-        monitor.alerts.reconfigure(settings.alerts)
-        monitor.alert_log = state["alert_log"]
-        clocks = state["clocks"]
-        monitor.last_arrival, monitor.event_clock, monitor.last_event_time = clocks[:3]
-        monitor._ticked_at = clocks[3]
+        monitor.load_state(unseal(snapshot, fingerprint(settings)))
         return monitor
+
+
+def _clock_value(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    raise StateError("its clocks are not numbers")
 
 
 class LabelFits:
     """Whether a label's value fits its prediction's model: a number for regression, one of
-    a binary model's two classes (when it names them). A class, so a join pickles."""
+    a binary model's two classes (when it names them). A class, so a join is checkpoint data."""
 
     def __init__(self, classes: Mapping[str, tuple[str, str] | None]) -> None:
         self._classes = dict(classes)

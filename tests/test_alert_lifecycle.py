@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec import msgpack
 from reports import report_of
 
 from predwatch.alerts.engine import AlertEngine, Transition
 from predwatch.alerts.lifecycle import ALLOWED
 from predwatch.alerts.settings import AlertSettings
 from predwatch.report import Report
+from predwatch.state.codec import from_data, to_data
 
 Step = tuple[float, float | None, int]  # now, accuracy (None: undefined), count
 
@@ -209,13 +210,13 @@ def test_due_follows_evaluate_every() -> None:
     assert not engine.due(14.9) and engine.due(15.0)
 
 
-def test_engine_pickles_mid_alert_and_continues_identically() -> None:
+def test_engine_checkpointed_mid_alert_continues_identically() -> None:
     steps = every_minute(0.85, 0.85, 0.95, 0.85, 0.85, 0.99, 0.99)
     straight = engine_for(**{"for": "1m", "keep_firing_for": "1m"})
     expected = run(straight, steps)
     first = engine_for(**{"for": "1m", "keep_firing_for": "1m"})
     got = run(first, steps[:3])
-    restored = pickle.loads(pickle.dumps(first))
+    restored = from_data(msgpack.decode(msgpack.encode(to_data(first))))
     got += run(restored, steps[3:])
     assert got == expected and len(expected) == 3  # pending, firing, resolved
 

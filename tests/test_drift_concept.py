@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from msgspec import msgpack
 from pydantic import ValidationError
 from river.drift import ADWIN
 
@@ -19,6 +19,7 @@ from predwatch.drift.concept import (
 from predwatch.metrics.errors import pair_errors
 from predwatch.records import Label, Prediction
 from predwatch.river_adapter import changes
+from predwatch.state.codec import from_data, to_data
 
 STABLE = 200_000
 
@@ -121,13 +122,13 @@ def test_warmup_hides_early_detections_and_sequences_are_reported() -> None:
     assert drift.last_detection_time == found[-1].event_time
 
 
-def test_batches_and_a_pickled_restart_change_nothing() -> None:
+def test_batches_and_a_checkpointed_restart_change_nothing() -> None:
     errors = binary_errors(7, [(0.1, 20_000), (0.4, 5_000), (0.1, 20_000)])
     whole = ConceptDrift(ConceptDriftSettings())
     expected = detections_at(whole, errors, batch=errors.size)
     first = ConceptDrift(ConceptDriftSettings())
     detections_at(first, errors[:21_000], batch=333)
-    resumed = pickle.loads(pickle.dumps(first))
+    resumed = from_data(msgpack.decode(msgpack.encode(to_data(first))))
     resumed.observe(errors[21_000:], np.arange(21_000, errors.size, dtype=np.float64))
     assert [d.sequence for d in resumed.detections()] == expected
     assert len(expected) >= 2  # the rise and the fall

@@ -18,7 +18,15 @@ When a rebalance takes partitions away, what was processed is committed and
 the partitions' pending events stay here until they expire. The new owner
 starts after the committed offsets, so no event is counted twice; a label it
 reads for a prediction still pending here counts as an orphan there. Handing
-the pending state over with the partition needs checkpoints.
+the pending state over with the partition needs checkpoints in Kafka.
+
+With ``state.dir`` set, the monitor's state is checkpointed with the offsets
+it reflects (``predwatch.state.checkpoints``) every ``state.checkpoint_every``,
+when partitions are revoked and on shutdown, and offsets are committed only
+after their checkpoint is durable. At the first assignment the monitor is
+restored from the newest good checkpoint; at every assignment each partition is
+sought to the offset the state reflects: the events after it are read again
+and counted once.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ from predwatch.exporter.health import Health
 from predwatch.monitor import Monitor
 from predwatch.records import Raw
 from predwatch.redact import redact
+from predwatch.state.checkpoints import CheckpointStore
+from predwatch.state.codec import StateError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +75,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
-        self._source.commit()
+        self._source.save()
         self._source.health.forget((tp.topic, tp.partition) for tp in revoked)
         if revoked:
             log.info("partitions revoked: %s", _names(revoked))
@@ -74,6 +84,20 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         assigned = list(assigned)
         if assigned:
             log.info("partitions assigned: %s", _names(assigned))
+        self._source.resume(assigned)
+
+
+def _store(settings: Settings) -> CheckpointStore | None:
+    """The checkpoint store of ``state.dir``, None without it; ``SourceError`` if unusable."""
+    if not settings.state.dir:
+        return None
+    try:
+        return CheckpointStore(settings.state.dir, settings)
+    except OSError as error:
+        raise SourceError(
+            f"cannot use state.dir '{settings.state.dir}' ({error.strerror}): give a directory "
+            "this user can create and write, or leave state.dir unset to run without checkpoints"
+        ) from None
 
 
 def _names(partitions: Iterable[TopicPartition]) -> str:
@@ -110,6 +134,11 @@ class KafkaSource:
             DeadLetters(settings.kafka) if settings.kafka.dead_letter_topic else None
         )
         self._state = ""
+        self._store = _store(settings)
+        self._checkpoint_every = settings.state.checkpoint_every
+        self._positions: dict[TopicPartition, int] = {}  # next offsets the monitor reflects
+        self._restored = False  # the monitor was restored (or found no checkpoint) once
+        self._dirty = False  # processed since the latest checkpoint
 
     def _say(self, state: str, ready: bool, level: int = logging.WARNING) -> None:
         """Log a state once when it changes, and show it on /readyz."""
@@ -127,7 +156,7 @@ class KafkaSource:
         try:
             self._consume(consumer, stop)
         finally:
-            self.commit()
+            self.save()
             consumer.close(autocommit=False)
             if self._dead_letters is not None:
                 self._dead_letters.close()
@@ -183,6 +212,7 @@ class KafkaSource:
 
     def _consume(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
         last_advance = last_lag = last_reach = 0.0
+        last_checkpoint = time.monotonic()
         reachability = Reachability()
         while not stop.is_set():
             try:
@@ -195,7 +225,8 @@ class KafkaSource:
             self.health.polled(now)
             if records:
                 self._process(records, now)
-                self.commit()
+                if self._store is None:
+                    self.commit()
                 if self._after_batch is not None:
                     self._after_batch(now)
             if now - last_advance >= ADVANCE_EVERY:
@@ -203,6 +234,11 @@ class KafkaSource:
                 with self._lock:
                     self._monitor.advance(now)
                 last_advance = now
+            if self._store is not None and (
+                time.monotonic() - last_checkpoint >= self._checkpoint_every
+            ):
+                self.save()
+                last_checkpoint = time.monotonic()
             if now - last_lag >= LAG_EVERY:
                 self._update_lag(consumer)
                 last_lag = now
@@ -249,7 +285,61 @@ class KafkaSource:
                 if changes.invalid and self._dead_letters is not None:
                     self._dead_letters.send(changes.invalid)
                 for tp in partitions:
-                    self._processed[tp] = OffsetAndMetadata(records[tp][-1].offset + 1, "", -1)
+                    self._positions[tp] = records[tp][-1].offset + 1
+                    self._processed[tp] = OffsetAndMetadata(self._positions[tp], "", -1)
+            self._dirty = True
+
+    def save(self) -> None:
+        """Checkpoint (with ``state.dir``) and then commit what was processed; without
+        ``state.dir``, commit only."""
+        if self._store is None:
+            self.commit()
+            return
+        if not self._dirty:
+            return
+        with self._lock:
+            state = self._monitor.state()
+            positions = dict(self._positions)
+        offsets = {(tp.topic, tp.partition): offset for tp, offset in positions.items()}
+        try:
+            path = self._store.save(state, offsets)
+        except (OSError, StateError) as error:
+            log.error(
+                "cannot write a checkpoint to state.dir %s (%s); offsets are not committed "
+                "until one is written",
+                self._store.directory,
+                error,
+            )
+            return
+        log.debug("checkpoint %s written", path)
+        self._dirty = False
+        # Offsets are committed only now that the state reflecting them is durable.
+        self._processed = {tp: OffsetAndMetadata(o, "", -1) for tp, o in positions.items()}
+        self.commit()
+
+    def resume(self, assigned: list[TopicPartition]) -> None:
+        """At the first assignment, restore the monitor from the newest good checkpoint; at
+        every assignment, seek each assigned partition to the offset the state reflects.
+
+        Every assignment, not only the first: a partition that comes later (a member that
+        died had it) would otherwise start at the committed offset, which lags the
+        checkpoint when a crash came between writing it and committing.
+        """
+        if self._store is None or self._consumer is None:
+            return
+        if not self._restored:
+            self._restored = True
+            with self._lock:
+                offsets = self._store.load(self._monitor)
+            if offsets is None:
+                log.info("no checkpoint in state.dir %s: starting empty", self._store.directory)
+            else:
+                self._positions = {TopicPartition(t, p): o for (t, p), o in offsets.items()}
+        sought = [tp for tp in assigned if tp in self._positions]
+        for tp in sought:
+            self._consumer.seek(tp, self._positions[tp])
+        if sought:
+            log.info("resuming from the offsets the state reflects: %s", _names(sought))
 
     def commit(self) -> None:
         """Commit the offsets of everything the monitor has processed."""

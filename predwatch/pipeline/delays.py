@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 from predwatch.metrics.delay import DELAY_BOUNDS, DelayHistogram
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
 from predwatch.report import Delays
+from predwatch.state.codec import from_data, to_data
 
 
 class DelayStage:
@@ -48,7 +48,7 @@ class DelayStage:
             builder.delays[model] = Delays(DELAY_BOUNDS, counts, float(histogram.sum))
 
     def state(self) -> dict[str, Any]:
-        return {"delays": pickle.dumps(self.delays)}
+        return {"delays": to_data(self.delays)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.delays = pickle.loads(state["delays"])
+        self.delays = from_data(state["delays"])

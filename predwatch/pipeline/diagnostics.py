@@ -11,7 +11,6 @@ the service.
 from __future__ import annotations
 
 import math
-import pickle
 from typing import Any
 
 from predwatch.config import Settings
@@ -20,6 +19,7 @@ from predwatch.diagnostics.tree import ModelDiagnostics, segments_line
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
 from predwatch.report import Segment
+from predwatch.state.codec import from_data, to_data
 
 SEGMENT_FAMILIES = (
     "predwatch_segment_error_ratio",
@@ -93,10 +93,10 @@ class DiagnosticsStage:
                     builder.add("predwatch_version_comparison_p_value", labels, comparison.p_value)
 
     def state(self) -> dict[str, Any]:
-        return {"diagnostics": pickle.dumps(self.diagnostics)}
+        return {"diagnostics": to_data(self.diagnostics)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.diagnostics = pickle.loads(state["diagnostics"])
+        self.diagnostics = from_data(state["diagnostics"])
         self._searched = {}
 
 

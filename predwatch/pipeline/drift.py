@@ -8,7 +8,6 @@ the diagnostics stage after it.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from predwatch.drift.profile import ReferenceProfile
 from predwatch.drift.tracker import ModelDrift
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
+from predwatch.state.codec import from_data, to_data
 
 FEATURE_VALUES = {  # key of a column's data drift figures -> family
     "psi": "predwatch_feature_drift_psi",
@@ -102,10 +102,10 @@ class DriftStage:
                 builder.add("predwatch_concept_drift_last_timestamp_seconds", labels, at)
 
     def state(self) -> dict[str, Any]:
-        return {"drift": pickle.dumps(self.drift)}
+        return {"drift": to_data(self.drift)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.drift = pickle.loads(state["drift"])
+        self.drift = from_data(state["drift"])
 
 
 def _drift_values(builder: ReportBuilder, model: str, version: str, entry: dict[str, Any]) -> None:

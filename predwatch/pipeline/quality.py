@@ -8,7 +8,6 @@ a PromQL ratio of sums.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from predwatch.metrics.model import ModelMetrics
 from predwatch.metrics.regression import RegressionStats
 from predwatch.pipeline.batch import Batch, Pair
 from predwatch.pipeline.builder import ReportBuilder
+from predwatch.state.codec import from_data, to_data
 
 CUMULATIVE = "cumulative"
 NOT_METRICS = frozenset({"start", "end"})  # a time window's span, not a metric
@@ -122,10 +122,10 @@ class QualityStage:
                 builder.add(STATISTICS[key], labels, number)
 
     def state(self) -> dict[str, Any]:
-        return {"metrics": pickle.dumps(self.metrics)}
+        return {"metrics": to_data(self.metrics)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.metrics = pickle.loads(state["metrics"])
+        self.metrics = from_data(state["metrics"])
 
 
 def _scopes(

@@ -28,7 +28,8 @@ class Stage(Protocol):
         needed: between the ticks of its summary, a replay needs only what rules watch)."""
 
     def state(self) -> dict[str, Any]:
-        """Everything this stage holds, for a checkpoint."""
+        """Everything this stage holds, for a checkpoint: data only (lists, dicts, scalars;
+        objects through ``predwatch.state.codec.to_data``), never pickle."""
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Continue from ``state()`` of a stage with the same settings."""

@@ -1,0 +1,1 @@
+"""Crash-safe state: the checkpoint codec, its envelope and the checkpoint store."""
