@@ -31,7 +31,6 @@ watch (``outside_band``, picked per metric with ``tags: {metric: accuracy}``).
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -46,6 +45,7 @@ from predwatch.metrics.history import VersionHistory, control, summary_of
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
 from predwatch.records import Prediction
+from predwatch.state.codec import from_data, to_data
 
 LOWER, UPPER = "predwatch_history_band_lower", "predwatch_history_band_upper"
 OUTSIDE = "predwatch_history_outside_band"
@@ -135,10 +135,10 @@ class HistoryStage:
                 entry["history"] = {"window": self._settings.window, "metrics": metrics}
 
     def state(self) -> dict[str, Any]:
-        return {"histories": pickle.dumps(self.histories)}
+        return {"histories": to_data(self.histories)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.histories = pickle.loads(state["histories"])
+        self.histories = from_data(state["histories"])
 
 
 def _timestamps(predictions: Sequence[Prediction]) -> np.ndarray:
