@@ -54,9 +54,9 @@ from predwatch.metrics.classification import (
     multiclass_metrics,
     score_bins,
 )
+from predwatch.metrics.model import POSITIVE, Stats, add_pairs
 from predwatch.metrics.regression import RegressionStats, regression_metrics
 
-POSITIVE = 1  # a binary model's positive class index (``metrics.model.POSITIVE``)
 MIN_REFERENCE = 3  # windows before the latest that a band needs
 DENSE_SPAN = 256  # windows one batch's pairs may span to be counted in one pass
 EPS = 1e-15  # scores are clipped to [EPS, 1 - EPS] before logs, as in ``classification.py``
@@ -74,8 +74,6 @@ METRICS = {  # what ``ModelMetrics`` reports, per task, in the summary's order
     "regression": ("mae", "rmse", "mape", "r2", "bias"),
 }
 
-Stats = ClassificationStats | RegressionStats
-
 
 @dataclass(frozen=True, slots=True)
 class Point:
@@ -86,20 +84,6 @@ class Point:
     end: float
     value: float | None
     count: int
-
-
-def add_pairs(stats: Stats, columns: Columns) -> None:
-    """Add matched pairs, as ``ModelMetrics.columns`` types them, to ``stats``."""
-    if isinstance(stats, RegressionStats):
-        stats.update(columns["actual"], columns["predicted"])
-        return
-    stats.update(
-        columns["actual"],
-        columns["predicted"],
-        score=columns.get("score"),
-        positive=POSITIVE,
-        true_probability=columns.get("true_probability"),
-    )
 
 
 def split_binary(

@@ -42,6 +42,20 @@ _TIMESTAMP, _VALUE, _SCORE = itemgetter(3), itemgetter(4), itemgetter(5)  # Pred
 _LABEL_VALUE, _NUMBER = itemgetter(2), itemgetter(3)  # Label fields
 
 
+def add_pairs(stats: Stats, columns: Columns) -> None:
+    """Add matched pairs, as ``ModelMetrics.columns`` types them, to ``stats``."""
+    if isinstance(stats, RegressionStats):
+        stats.update(columns["actual"], columns["predicted"])
+        return
+    stats.update(
+        columns["actual"],
+        columns["predicted"],
+        score=columns.get("score"),
+        positive=POSITIVE,
+        true_probability=columns.get("true_probability"),
+    )
+
+
 @dataclass
 class Scope:
     """Cumulative statistics and windows of one version, or one tag value of it."""
@@ -104,25 +118,13 @@ class ModelMetrics:
 
     def _stats_of(self, columns: Columns) -> Stats:
         stats = self._new_stats()
-        self._update_stats(stats, columns)
+        add_pairs(stats, columns)
         return stats
-
-    def _update_stats(self, stats: Stats, columns: Columns) -> None:
-        if isinstance(stats, RegressionStats):
-            stats.update(columns["actual"], columns["predicted"])
-        else:
-            stats.update(
-                columns["actual"],
-                columns["predicted"],
-                score=columns.get("score"),
-                positive=POSITIVE,
-                true_probability=columns.get("true_probability"),
-            )
 
     def _scope(self, key: ScopeKey) -> Scope:
         scope = self._scopes.get(key)
         if scope is None:
-            windows = make_windows(self._settings.windows, self._new_stats, self._update_stats)
+            windows = make_windows(self._settings.windows, self._new_stats, add_pairs)
             scope = self._scopes[key] = Scope(self._new_stats(), windows)
         return scope
 
