@@ -125,6 +125,8 @@ def nested(data: list[Any], depth: int) -> list[Any]:
         ["name", "os:system"],
         ["name", "builtins:eval"],
         ["name", "subprocess:Popen"],
+        ["name", "predwatch.state.codec:importlib.import_module"],  # imported, not defined there
+        ["name", "predwatch.monitor:math"],  # a module reached through an allowed one
         ["object", 0, "os:PathLike", None, [], [], None],
         ["object", 0, "predwatch.monitor:Monitor.snapshot.<locals>.x", None, [], [], None],
         ["object", 0, "predwatch.monitor:_raw_of", None, [], [], None],  # a function, not a class

@@ -54,9 +54,9 @@ import numpy as np
 __all__ = ["ALLOWED_MODULES", "FACTORIES", "StateError", "from_data", "to_data"]
 
 ALLOWED_MODULES = ("predwatch", "river")
+"""Top-level packages whose classes (and functions, by name) a checkpoint may hold."""
 OPAQUE_MODULE = "river._river_rust.drift"
 """Compiled river types (no attributes) whose state is bytes decoded by river itself."""
-"""Top-level packages whose classes (and functions, by name) a checkpoint may hold."""
 
 FACTORIES: dict[str, Any] = {
     "int": int,
@@ -112,6 +112,11 @@ def _lookup(name: Any) -> Any:
             found = getattr(found, part)
     except (ImportError, AttributeError) as error:
         raise StateError(f"a checkpoint names {name}, which does not exist here") from error
+    # What a name reaches must be defined in an allowed module, not merely imported there
+    # (``predwatch.x:os.system`` would otherwise reach ``os``).
+    own = getattr(found, "__module__", None)
+    if isinstance(found, types.ModuleType) or not isinstance(own, str) or not _allowed(own):
+        raise StateError(f"a checkpoint names {name}, which is not allowed: {_ALLOWED_TEXT}")
     return found
 
 
