@@ -36,6 +36,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from predwatch.alerts.engine import AlertEngine, Transition
+from predwatch.catalogue import FIGURES
 from predwatch.config import Settings
 from predwatch.drift.profile import ReferenceProfile
 from predwatch.events import Decoder
@@ -317,8 +318,6 @@ class Monitor:
 
     def _watched(self) -> frozenset[str]:
         """The families the alert rules watch."""
-        from predwatch.catalogue import FIGURES
-
         return frozenset(
             FIGURES[r.metric].metric
             for r in self.settings.alerts.all_rules()

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from predwatch.demo.synthetic import generate
+from predwatch.monitor import Changes, Monitor
+from predwatch.records import Invalid, Label, Prediction
 
 CONFIG: dict[str, Any] = {
     "models": {"fraud": {"task": "binary"}, "price": {"task": "regression"}},
@@ -243,3 +245,19 @@ def build(seed: int, valid: int = 1000, now: float = 2e9, oversize: int = 1_100_
             target = corpus.predictions if h.topic == "predictions" else corpus.labels
             target.insert(rng.randrange(len(target) + 1), h.value)
     return corpus
+
+
+class Brittle(Monitor):
+    """A monitor with a defect that one prediction's content triggers."""
+
+    def process_records(
+        self,
+        partition: int,
+        decoded_predictions: list[Prediction],
+        decoded_labels: list[Label],
+        invalid: list[Invalid],
+        now: float,
+    ) -> Changes:
+        if any(p.id == "poison" for p in decoded_predictions):
+            raise ZeroDivisionError("a defect")
+        return super().process_records(partition, decoded_predictions, decoded_labels, invalid, now)

@@ -14,7 +14,6 @@ from predwatch.pipeline.quality import GAUGES
 from predwatch.report import Report
 
 JOIN = {
-    "unlabelled": None,  # per model version in the monitor; kept global here
     "orphan_labels": "predwatch_orphan_labels_total",
     "late_labels": "predwatch_late_labels_total",
     "pending_predictions": "predwatch_pending_predictions",
@@ -40,7 +39,7 @@ def report_of(summary: dict[str, Any], extra: dict[str, Any] | None = None) -> R
     if "invalid" in join:
         builder.add("predwatch_invalid_events_total", ("predictions", "not_json"), join["invalid"])
     for name, metric in JOIN.items():
-        if name in join and metric:
+        if name in join:
             builder.add(metric, (), join[name])
     for name, value in (extra or {}).items():
         if name == "consumer_lag":
@@ -70,3 +69,15 @@ def _scope(
             if key in GAUGES:
                 labels = (model, version, window, tag, value)
                 builder.add(GAUGES[key], labels, number, metrics.get("count"))
+
+
+def flat(document: dict[str, Any] | list[Any], prefix: str = "") -> dict[str, Any]:
+    """A nested document as ``{dotted.path: value}``, for comparing summaries value by value."""
+    out: dict[str, Any] = {}
+    items = document.items() if isinstance(document, dict) else enumerate(document)
+    for key, value in items:
+        if isinstance(value, dict | list):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

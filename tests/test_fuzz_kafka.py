@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import CONFIG, build
+from hostile import CONFIG, Brittle, build
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,8 +22,6 @@ from predwatch.consumer.files import replay
 from predwatch.consumer.kafka import KafkaSource
 from predwatch.demo.broker import EmbeddedBroker
 from predwatch.exporter.health import Health
-from predwatch.monitor import Changes, Monitor
-from predwatch.records import Invalid, Label, Prediction
 from predwatch.service import Service
 
 OVERSIZE = 150_000  # over the limit below, within the broker's message size
@@ -166,22 +164,6 @@ def test_service_survives_the_hostile_mix(
     )
     assert reasons == expected
     assert dead_letters(kafka_broker, topics["dead"], sum(expected.values())) == expected
-
-
-class Brittle(Monitor):
-    """A monitor with a defect that one prediction's content triggers."""
-
-    def process_records(
-        self,
-        partition: int,
-        decoded_predictions: list[Prediction],
-        decoded_labels: list[Label],
-        invalid: list[Invalid],
-        now: float,
-    ) -> Changes:
-        if any(p.id == "poison" for p in decoded_predictions):
-            raise ZeroDivisionError("a defect")
-        return super().process_records(partition, decoded_predictions, decoded_labels, invalid, now)
 
 
 def test_a_message_the_monitor_fails_on_is_isolated_and_offsets_committed(

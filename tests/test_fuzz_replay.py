@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import CONFIG, Corpus, build
+from hostile import CONFIG, Brittle, Corpus, build
 
 from predwatch.config import Settings
 from predwatch.consumer.files import replay
-from predwatch.monitor import Changes, Monitor
-from predwatch.records import Invalid, Label, Prediction
 
 
 def write(directory: Path, predictions: list[bytes], labels: list[bytes]) -> tuple[Path, Path]:
@@ -108,22 +106,6 @@ def test_replay_ends_on_times_floats_cannot_slice(tmp_path: Path, stamp: float) 
     summary = run_replay(config, *files)
     assert summary["join"]["predictions"] == 4
     assert summary["join"]["matched"] == 2
-
-
-class Brittle(Monitor):
-    """A monitor with a defect that one prediction's content triggers."""
-
-    def process_records(
-        self,
-        partition: int,
-        decoded_predictions: list[Prediction],
-        decoded_labels: list[Label],
-        invalid: list[Invalid],
-        now: float,
-    ) -> Changes:
-        if any(p.id == "poison" for p in decoded_predictions):
-            raise ZeroDivisionError("a defect")
-        return super().process_records(partition, decoded_predictions, decoded_labels, invalid, now)
 
 
 def test_replay_isolates_a_message_the_monitor_fails_on(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reports import flat
 
 from predwatch.config import Settings
 from predwatch.monitor import Monitor
@@ -293,18 +294,6 @@ def test_monitor_counts_and_metrics_do_not_depend_on_arrival(
                 assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
             else:
                 assert got[key] == value, key
-
-
-def flat(document: dict | list, prefix: str = "") -> dict:
-    """A nested document as {dotted.path: value}."""
-    out = {}
-    items = document.items() if isinstance(document, dict) else enumerate(document)
-    for key, value in items:
-        if isinstance(value, dict | list):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 @settings(max_examples=200, deadline=None)

@@ -8,6 +8,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reports import flat
 
 from predwatch.config import Settings
 from predwatch.events import Raw
@@ -208,15 +209,3 @@ def assert_close(expected: dict, actual: dict) -> None:
             assert b[key] == pytest.approx(value, rel=1e-12), key
         else:
             assert b[key] == value, key
-
-
-def flat(document: dict | list, prefix: str = "") -> dict:
-    """A nested document as {dotted.path: value}, for approximate comparison."""
-    out = {}
-    items = document.items() if isinstance(document, dict) else enumerate(document)
-    for key, value in items:
-        if isinstance(value, dict | list):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out

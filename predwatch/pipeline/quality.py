@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from predwatch.catalogue import FIGURES, QUALITY
 from predwatch.config import Settings
 from predwatch.metrics.classification import ClassificationStats
 from predwatch.metrics.model import ModelMetrics
@@ -22,24 +23,8 @@ from predwatch.state.codec import from_data, to_data
 CUMULATIVE = "cumulative"
 NOT_METRICS = frozenset({"start", "end"})  # a time window's span, not a metric
 
-GAUGES = {  # summary key -> family
-    "count": "predwatch_metric_pairs",
-    "accuracy": "predwatch_accuracy_ratio",
-    "precision": "predwatch_precision_ratio",
-    "recall": "predwatch_recall_ratio",
-    "f1": "predwatch_f1_ratio",
-    "roc_auc": "predwatch_roc_auc_ratio",
-    "log_loss": "predwatch_log_loss",
-    "brier": "predwatch_brier_score",
-    "macro_precision": "predwatch_macro_precision_ratio",
-    "macro_recall": "predwatch_macro_recall_ratio",
-    "macro_f1": "predwatch_macro_f1_ratio",
-    "mae": "predwatch_mae",
-    "rmse": "predwatch_rmse",
-    "mape": "predwatch_mape_ratio",
-    "r2": "predwatch_r2",
-    "bias": "predwatch_bias",
-}
+# Summary key -> family: every quality figure of the catalogue is named as the summary names it.
+GAUGES = {spec.figure: spec.metric for spec in FIGURES.values() if spec.labels == QUALITY}
 STATISTICS = {  # statistic -> family
     "count": "predwatch_scored_pairs_total",
     "correct": "predwatch_correct_total",
