@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from predwatch.pipeline.builder import ReportBuilder
 from predwatch.pipeline.quality import GAUGES
 from predwatch.report import Report
@@ -81,3 +83,20 @@ def flat(document: dict[str, Any] | list[Any], prefix: str = "") -> dict[str, An
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples_of(exposition: str) -> Samples:
+    """Every sample of a /metrics text, by name and labels."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+    }
+
+
+def total(samples: Samples, name: str) -> float:
+    """The sum of a sample name over all its labels."""
+    return sum(v for (n, _), v in samples.items() if n == name)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
+from reports import Samples, samples_of, total
 
 from predwatch.config import Settings
 from predwatch.consumer.files import replay
@@ -57,8 +57,6 @@ QUALITY = {
     "log_loss": "predwatch_log_loss",
     "brier": "predwatch_brier_score",
 }
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def stream() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -123,15 +121,7 @@ def scrape(port: int) -> Samples | None:
             text = response.read().decode()
     except OSError:
         return None
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def total(samples: Samples, name: str) -> float:
-    return sum(v for (n, _), v in samples.items() if n == name)
+    return samples_of(text)
 
 
 def start(settings_file: Path) -> subprocess.Popen[str]:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer as ConfluentProducer
 from kafka import KafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
+from reports import Samples, samples_of, total
 
 from predwatch.config import Settings
 from predwatch.consumer.files import replay
@@ -108,18 +108,9 @@ def produce(
     assert other.flush(30) == 0
 
 
-def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def scrape(url: str) -> Samples:
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def total(samples: dict, name: str) -> float:
-    return sum(v for (n, _), v in samples.items() if n == name)
+        return samples_of(response.read().decode())
 
 
 @pytest.fixture
