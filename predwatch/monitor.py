@@ -416,6 +416,16 @@ class Monitor:
         self.drop_partition(partition)
         if join is not None:
             self._joins[partition] = join
+            # The clocks are this monitor's: the partition's events are now among those seen.
+            predicted, labelled = (
+                join.prediction_mark.max_event_time,
+                join.label_mark.max_event_time,
+            )
+            if predicted is not None:
+                self.event_clock = max(self.event_clock, predicted)
+            for latest in (predicted, labelled):
+                if latest is not None:
+                    self.last_event_time = max(self.last_event_time, latest)
         self._partition_counts[partition] = counts
 
     def drop_partition(self, partition: int) -> None:
