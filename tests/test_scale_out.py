@@ -202,8 +202,10 @@ def test_instances_joining_and_dying_lose_no_pending_prediction(
         wait_for(
             done,
             90,
-            lambda: f"every event counted once: {summed(survivors)}, "
-            f"{[s.partitions() for s in survivors]}",
+            lambda: (
+                f"every event counted once: {summed(survivors)}, "
+                f"{[s.partitions() for s in survivors]}"
+            ),
         )
         totals, _ = summed(survivors)
     finally:
