@@ -72,10 +72,15 @@ class Handoff:
         return sorted(self._written.keys() | set(self._monitor.partitions))
 
     def save(
-        self, consumer: KafkaConsumer, positions: dict[TopicPartition, int], partitions: list[int]
+        self,
+        consumer: KafkaConsumer,
+        positions: dict[TopicPartition, int],
+        partitions: list[int],
+        level: int = logging.ERROR,
     ) -> bool:
         """Checkpoint ``partitions`` to the topic, then commit the offsets they reflect; whether
-        both succeeded (on failure nothing is committed and the state stays here)."""
+        both succeeded (on failure, said at ``level``, nothing is committed and the state stays
+        here)."""
         states: dict[int, tuple[dict[str, Any], dict[str, int]]] = {}
         with self._lock:
             for partition in partitions:
@@ -87,7 +92,8 @@ class Handoff:
                 for p, (state, offsets) in states.items()
             }
         except KafkaError as error:
-            log.error(
+            log.log(
+                level,
                 "cannot write partition checkpoints to state.topic '%s' (%s); offsets are not "
                 "committed until one is written",
                 self._checkpoints.topic,
@@ -107,7 +113,7 @@ class Handoff:
         try:
             consumer.commit(commit)
         except KafkaError as error:
-            log.warning("committing offsets with their checkpoints failed (%s); retrying", error)
+            log.log(level, "committing offsets with their checkpoints failed (%s); retrying", error)
             return False
         for partition, pointer in written.items():
             newest, previous = self._written.get(partition, (None, None))

@@ -338,6 +338,10 @@ class KafkaSource:
             self._paused = False
             log.info("a checkpoint was written: consumption resumed")
 
+    def _level(self) -> int:
+        """A failing checkpoint is an error once; while paused on it, retries are debug."""
+        return logging.DEBUG if self._paused else logging.ERROR
+
     def save(self) -> bool:
         """Checkpoint (with ``state.topic`` or ``state.dir``) and then commit what was processed;
         without either, commit only. Whether the state is durable."""
@@ -347,7 +351,8 @@ class KafkaSource:
         if not self._dirty:
             return True
         if self._handoff is not None and self._consumer is not None:
-            if not self._handoff.save(self._consumer, self._positions, self._handoff.owned):
+            partitions = self._handoff.owned
+            if not self._handoff.save(self._consumer, self._positions, partitions, self._level()):
                 return False
             if self._store is None:
                 self._dirty = False
@@ -365,7 +370,8 @@ class KafkaSource:
         try:
             path = self._store.save(state, offsets)
         except (OSError, StateError) as error:
-            log.error(
+            log.log(
+                self._level(),
                 "cannot write a checkpoint to state.dir %s (%s); offsets are not committed "
                 "until one is written",
                 self._store.directory,
