@@ -14,19 +14,24 @@ of state, and shown on ``/readyz``; the loop never spins and never crashes on
 it. Only a configuration that cannot work (unequal partition counts) stops
 the service, with a ``SourceError`` of one sentence.
 
-When a rebalance takes partitions away, what was processed is committed and
-the partitions' pending events stay here until they expire. The new owner
-starts after the committed offsets, so no event is counted twice; a label it
-reads for a prediction still pending here counts as an orphan there. Handing
-the pending state over with the partition needs checkpoints in Kafka.
+Checkpoints (``state.topic``, ``state.dir``) are written from the poll loop
+every ``state.checkpoint_every`` and on shutdown, and offsets are committed only
+once the state reflecting them is durable. While a checkpoint cannot be
+written, the assigned partitions are paused (polling goes on, so the member
+stays in its group) and resumed once one is.
 
-With ``state.dir`` set, the monitor's state is checkpointed with the offsets
-it reflects (``predwatch.state.checkpoints``) every ``state.checkpoint_every``,
-when partitions are revoked and on shutdown, and offsets are committed only
-after their checkpoint is durable. At the first assignment the monitor is
-restored from the newest good checkpoint; at every assignment each partition is
-sought to the offset the state reflects: the events after it are read again
-and counted once.
+- With ``state.topic``, each partition's state is checkpointed to Kafka and
+  moves with the partition (``predwatch.consumer.handoff``): assigned
+  partitions are paused until the loop has restored them and sought them to
+  the offsets their state reflects.
+- With ``state.dir`` alone, this instance's whole state is checkpointed there
+  (``predwatch.state.checkpoints``) and restored at the first assignment; at
+  every assignment each partition is sought to the offset the state reflects.
+- With neither, offsets are committed after each batch; a partition that moves
+  starts empty at its new owner.
+
+The rebalance callbacks run on the client's network thread, so they never
+block on the group coordinator.
 """
 
 from __future__ import annotations
