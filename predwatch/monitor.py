@@ -344,6 +344,8 @@ class Monitor:
             return
         for partition in sorted(self._joins):
             counts = self._partition_counts.get(partition, Counter())
+            if not counts.total():
+                continue  # nothing read of it yet
             join = self._joins[partition]
             entry = {name: counts[name] for name in PARTITION_OUTCOMES}
             entry["pending_predictions"] = join.pending_predictions
