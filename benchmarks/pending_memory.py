@@ -3,10 +3,12 @@
 Decodes ``--events`` generated predictions of the binary model ``fraud`` (ten
 features each, as the other benchmarks generate them) with predwatch's decoder
 and adds them to one partition's join, with no label, so every one stays
-pending. It reports the bytes the join holds per pending prediction
-(``tracemalloc``: the memory allocated while adding them and still held), next
-to a baseline measured the same way in the same run: the raw JSON message
-bytes kept in a dict by id, the least a store of whole messages could hold.
+pending. It reports the bytes the join holds per pending prediction in its
+compact in-memory store (``tracemalloc``: the memory allocated while adding
+them and still held), next to two figures measured the same way in the same
+run: the layout the join had before the store (the decoded records in a dict by
+id, a heap of (deadline, id) tuples), and the raw JSON message bytes kept in a
+dict by id, what a store of whole messages would hold.
 
     .venv/bin/python benchmarks/pending_memory.py                 # 100,000 predictions
     .venv/bin/python benchmarks/pending_memory.py --events 20000
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import heapq
 import json
 import tracemalloc
 from collections.abc import Callable
@@ -66,12 +69,22 @@ def main(argv: list[str] | None = None) -> None:
             for p, m in zip(predictions, messages, strict=True)
         }
 
-    rows = [("predwatch join (decoded, pending)", held_bytes(join_them)[0])]
+    def decoded_dict() -> tuple[dict[str, Any], list[tuple[float, str]]]:
+        # The join's layout before the compact store: the records, and a deadline heap.
+        decoded, _ = decoder.predictions([Raw(m) for m in messages])
+        by_id = {p.id: p for p in decoded}
+        heap: list[tuple[float, str]] = []
+        for p in decoded:
+            heapq.heappush(heap, (p.timestamp + 30 * 86400, p.id))
+        return by_id, heap
+
+    rows = [("predwatch join (compact store)", held_bytes(join_them)[0])]
+    rows.append(("before: decoded records, deadline heap", held_bytes(decoded_dict)[0]))
     rows.append(("baseline: raw message bytes by id", held_bytes(raw_dict)[0]))
     print(f"{args.events:,} pending predictions, ten features each")
-    print(f"{'side':<38} {'MB':>8} {'bytes per prediction':>22}")
+    print(f"{'side':<40} {'MB':>8} {'bytes per prediction':>22}")
     for name, size in rows:
-        print(f"{name:<38} {size / 1e6:8.1f} {size / args.events:22,.0f}")
+        print(f"{name:<40} {size / 1e6:8.1f} {size / args.events:22,.0f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from predwatch.records import Label, Prediction
+from predwatch.windowing.pending import CompactStore, StoreFactory
 from predwatch.windowing.watermark import Watermark, combined
 
 # What of an ended id has been read: its prediction, its label, or both.
@@ -82,6 +83,7 @@ class PartitionJoin:
         expired_id_memory: int,
         created: float | None = None,
         fits: Callable[[Prediction, Label], bool] | None = None,
+        store: StoreFactory = CompactStore,
     ) -> None:
         self._fits = fits or label_fits
         self._label_timeout = label_timeout
@@ -90,12 +92,11 @@ class PartitionJoin:
         start = created if created is not None else float("-inf")
         self.prediction_mark = Watermark(grace, idle_timeout, start)
         self.label_mark = Watermark(grace, idle_timeout, start)
-        self._predictions: dict[str, Prediction] = {}
+        self._predictions = store()  # pending, by id, with their deadlines
         self._labels: dict[str, Label] = {}
         self._sealed: set[str] = set()  # pending predictions whose label was already judged
         self._ended: OrderedDict[str, int] = OrderedDict()  # id -> PREDICTION | LABEL read
         self._high_mark = float("-inf")
-        self._prediction_deadlines: list[tuple[float, str]] = []
         self._label_deadlines: list[tuple[float, str]] = []
 
     @property
@@ -131,7 +132,7 @@ class PartitionJoin:
 
     def _add_predictions(self, batch: list[Prediction], now: float, result: JoinResult) -> None:
         pending, labels, sealed, ended = self._predictions, self._labels, self._sealed, self._ended
-        timeout, grace, deadlines = self._label_timeout, self._grace, self._prediction_deadlines
+        timeout, grace = self._label_timeout, self._grace
         latest = _latest(self.prediction_mark)
         for prediction in batch:
             key, time = prediction.id, prediction.timestamp
@@ -163,8 +164,7 @@ class PartitionJoin:
                 else:
                     result.invalid_labels.append(label)
                 sealed.add(key)
-            pending[key] = prediction
-            heapq.heappush(deadlines, (time + timeout, key))
+            pending.add(prediction, time + timeout)
         if batch:
             self.prediction_mark.observe(latest, now)
 
@@ -183,7 +183,8 @@ class PartitionJoin:
             if behind:
                 result.late_labels.append(label)
                 continue
-            prediction = pending.get(key)
+            # Taken out, as a match (the usual case) takes it; put back if it does not match.
+            prediction = pending.pop(key)
             if prediction is None:
                 if key in ended:  # its prediction ended unlabelled: past its deadline
                     result.late_labels.append(label)
@@ -198,12 +199,12 @@ class PartitionJoin:
             elif gap < -grace:
                 result.orphan_labels.append(label)
             elif self._fits(prediction, label):
-                del pending[key]
                 result.matched.append((prediction, label))
                 ended[key] = PREDICTION | LABEL
                 continue
             else:
                 result.invalid_labels.append(label)
+            pending.add(prediction, prediction.timestamp + timeout)
             sealed.add(key)
         if batch:
             self.label_mark.observe(latest, now)
@@ -214,17 +215,11 @@ class PartitionJoin:
         if mark is None:
             return
         self._high_mark = mark
-        deadlines, pending, ended = self._prediction_deadlines, self._predictions, self._ended
-        timeout, unlabelled, pop = self._label_timeout, result.unlabelled, heapq.heappop
-        while deadlines and deadlines[0][0] < mark:
-            deadline, key = pop(deadlines)
-            prediction = pending.get(key)
-            if prediction is not None and prediction.timestamp + timeout == deadline:
-                del pending[key]
-                unlabelled.append(prediction)
-                sealed = key in self._sealed
-                self._sealed.discard(key)
-                ended[key] = PREDICTION | LABEL if sealed else PREDICTION
+        ended, pop = self._ended, heapq.heappop
+        due = self._predictions.pop_due(mark)
+        for prediction in due:
+            self._end(prediction.id)
+        result.unlabelled.extend(due)
         deadlines, labels = self._label_deadlines, self._labels
         while deadlines and deadlines[0][0] < mark:
             deadline, key = pop(deadlines)
@@ -234,6 +229,12 @@ class PartitionJoin:
                 result.orphan_labels.append(label)
                 ended[key] = LABEL
         self._forget_oldest()
+
+    def _end(self, key: str) -> None:
+        """Remember a prediction that left the join without a match (and its label, if judged)."""
+        sealed = key in self._sealed
+        self._sealed.discard(key)
+        self._ended[key] = PREDICTION | LABEL if sealed else PREDICTION
 
     def _forget_oldest(self) -> None:
         """Keep the memory of ended ids to its configured size, forgetting the oldest first."""
