@@ -18,10 +18,13 @@ time"). With ``T = label_timeout`` and ``G = grace``:
 Watermarks only decide when a pending event ends: a prediction once the join's
 watermark passes ``timestamp + T``, a label without prediction once it passes
 ``timestamp + G``; no event that could change their outcome can come after
-that without being behind. Two bounds of a real service bend the rule: an
+that without being behind. Three bounds of a real service bend the rule: an
 idle input's watermark follows the processing-time clock (``idle_timeout``) so
-that a quiet topic does not hold everything back, and the memory of ended ids
-is bounded (``expired_id_memory``); an id forgotten is new again.
+that a quiet topic does not hold everything back; the memory of ended ids is
+bounded (``expired_id_memory``), an id forgotten is new again; and with
+``max_pending`` a partition keeps at most that many pending predictions, the
+oldest (smallest deadline, then id) ending early as *evicted*, like an
+unlabelled one (a label read later is late).
 
 >>> from predwatch.events import Label, Prediction
 >>> join = PartitionJoin(label_timeout=3600, grace=60, idle_timeout=600, expired_id_memory=100)
@@ -63,6 +66,7 @@ class JoinResult:
     duplicate_labels: list[Label] = field(default_factory=list)
     invalid_labels: list[Label] = field(default_factory=list)
     late_predictions: list[Prediction] = field(default_factory=list)  # behind their input
+    evicted: list[Prediction] = field(default_factory=list)  # ended early: over max_pending
 
 
 class PartitionJoin:
@@ -73,6 +77,8 @@ class PartitionJoin:
     when it ends never depends on which of the two came first. Ended ids are
     remembered with what was read of them (up to ``expired_id_memory``, oldest
     forgotten first), to tell duplicates and late labels from new events.
+    ``max_pending`` (0: no cap) bounds the pending predictions; ``store`` makes
+    the store they are kept in (``windowing/pending.py``).
     """
 
     def __init__(
@@ -84,11 +90,13 @@ class PartitionJoin:
         created: float | None = None,
         fits: Callable[[Prediction, Label], bool] | None = None,
         store: StoreFactory = CompactStore,
+        max_pending: int = 0,
     ) -> None:
         self._fits = fits or label_fits
         self._label_timeout = label_timeout
         self._grace = grace
         self._memory_size = expired_id_memory
+        self._max_pending = max_pending
         start = created if created is not None else float("-inf")
         self.prediction_mark = Watermark(grace, idle_timeout, start)
         self.label_mark = Watermark(grace, idle_timeout, start)
@@ -132,7 +140,7 @@ class PartitionJoin:
 
     def _add_predictions(self, batch: list[Prediction], now: float, result: JoinResult) -> None:
         pending, labels, sealed, ended = self._predictions, self._labels, self._sealed, self._ended
-        timeout, grace = self._label_timeout, self._grace
+        timeout, grace, cap = self._label_timeout, self._grace, self._max_pending
         latest = _latest(self.prediction_mark)
         for prediction in batch:
             key, time = prediction.id, prediction.timestamp
@@ -165,6 +173,10 @@ class PartitionJoin:
                     result.invalid_labels.append(label)
                 sealed.add(key)
             pending.add(prediction, time + timeout)
+            if cap and len(pending) > cap:  # each time one is added: batches do not matter
+                for evicted in pending.pop_oldest(len(pending) - cap):
+                    self._end(evicted.id)
+                    result.evicted.append(evicted)
         if batch:
             self.prediction_mark.observe(latest, now)
 
@@ -231,7 +243,8 @@ class PartitionJoin:
         self._forget_oldest()
 
     def _end(self, key: str) -> None:
-        """Remember a prediction that left the join without a match (and its label, if judged)."""
+        """Remember a prediction that ended unmatched (expired or evicted), and its label if
+        one was judged already."""
         sealed = key in self._sealed
         self._sealed.discard(key)
         self._ended[key] = PREDICTION | LABEL if sealed else PREDICTION
