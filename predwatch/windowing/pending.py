@@ -63,6 +63,7 @@ StoreFactory = Callable[[], PendingStore]
 """Makes an empty store, one per partition's join."""
 
 _encode = msgspec.msgpack.Encoder().encode
+_new_tuple = tuple.__new__
 _decode = msgspec.msgpack.Decoder().decode
 # A packed row is a msgpack array of 8 (one byte, 0x98) whose first item is the deadline
 # as a float64 (0xcb and 8 bytes, big-endian): read without unpacking the rest.
@@ -85,7 +86,7 @@ class CompactStore:
     bucket spans.
     """
 
-    def __init__(self, recent: int = 512, width: float = 1.0) -> None:
+    def __init__(self, recent: int = 1024, width: float = 1.0) -> None:
         self._recent_size = recent
         self._width = width
         self._recent: dict[str, tuple[float, Prediction]] = {}  # oldest first
@@ -115,10 +116,13 @@ class CompactStore:
     def add(self, prediction: Prediction, deadline: float) -> None:
         key = prediction.id
         deadline = float(deadline)
-        recent = self._recent
-        recent[key] = (deadline, prediction)
-        if len(recent) > 2 * self._recent_size:
-            self._pack_oldest()
+        if self._recent_size:
+            recent = self._recent
+            recent[key] = (deadline, prediction)
+            if len(recent) > 2 * self._recent_size:
+                self._pack_oldest()
+        else:
+            self._packed[key] = self._pack(prediction, deadline)
         try:
             number = int(deadline // self._width)
         except (OverflowError, ValueError):
@@ -219,12 +223,40 @@ class CompactStore:
 
     def _pack_oldest(self) -> None:
         """Pack all but the ``recent`` latest, at once (a dict emptied from its front one item
-        at a time is slow to iterate; a new one is not)."""
+        at a time is slow to iterate; a new one is not).
+
+        The usual prediction (a known context, raw features of the template that fitted
+        last) is packed here as ``_pack`` would, without a call per prediction.
+        """
         items = list(self._recent.items())
         cut = len(items) - self._recent_size
-        packed, pack = self._packed, self._pack
-        for key, (deadline, prediction) in items[:cut]:
-            packed[key] = pack(prediction, deadline)
+        packed, contexts, pack, raw = self._packed, self._context_index, self._pack, msgspec.Raw
+        last = -1
+        match: Callable[[Any], Any] | None = None
+        for key, (deadline, p) in items[:cut]:
+            if last != self._last:  # the first time, and after _pack found another template
+                last = self._last
+                match = self._coders[last][0] if last < len(self._coders) else None
+            features = p.features
+            context = contexts.get((p.model, p.version, *p.tags.items()))
+            found = None
+            if match is not None and context is not None and type(features) is raw:
+                found = match(features)
+            if found is None:
+                packed[key] = pack(p, deadline)
+                continue
+            values = found.groups()
+            row = (
+                deadline,
+                context,
+                p.timestamp,
+                p.value,
+                p.score,
+                p.probabilities,
+                _TEMPLATED + 2 * last + 1,
+                b"\x00".join(values) if values else None,
+            )
+            packed[key] = _encode(row)
         self._recent = dict(items[cut:])
 
     def _pack(self, p: Prediction, deadline: float) -> bytes:
@@ -233,15 +265,20 @@ class CompactStore:
             context = self._new_context(p)
         features: Any = p.features
         kind = type(features)
-        form = _DICT
-        if kind is msgspec.Raw or not isinstance(features, dict):
-            form = _RAW if kind is msgspec.Raw else _BYTES
-            templated = self._cut(features)
-            if templated is None:
-                features = bytes(features)
+        if kind is dict or (kind is not msgspec.Raw and isinstance(features, dict)):
+            form = _DICT
+        else:
+            raw = kind is msgspec.Raw
+            coders, last = self._coders, self._last
+            found = coders[last][0](features) if last < len(coders) else None
+            if found is None:
+                last, found = self._cut(features)
+            if found is None:
+                form, features = (_RAW if raw else _BYTES), bytes(features)
             else:
-                template, features = templated
-                form = _TEMPLATED + 2 * template + (form == _RAW)
+                form = _TEMPLATED + 2 * last + raw
+                values = found.groups()
+                features = b"\x00".join(values) if values else None
         row = (deadline, context, p.timestamp, p.value, p.score, p.probabilities, form, features)
         try:
             return _encode(row)
@@ -259,7 +296,7 @@ class CompactStore:
             template = (form - _TEMPLATED) >> 1
             if template >= len(self._coders):
                 self._compile()
-            if len(self._templates[template]) == 1:  # no values: the text is the template
+            if features is None:  # no values: the text is the template
                 text = self._templates[template][0]
             else:
                 text = self._coders[template][1] % tuple(features.split(b"\x00"))
@@ -268,8 +305,10 @@ class CompactStore:
             features = msgspec.Raw(features)
         elif form == _JSON:
             features = msgspec.json.decode(features)
-        return Prediction(
-            key, model, version, timestamp, prediction, score, probabilities, features, tags
+        # As the named tuple's own constructor would, without its Python-level __new__.
+        return _new_tuple(
+            Prediction,
+            (key, model, version, timestamp, prediction, score, probabilities, features, tags),
         )
 
     def _new_context(self, p: Prediction) -> Any:
@@ -279,35 +318,23 @@ class CompactStore:
         self._contexts.append((p.model, p.version, dict(p.tags)))
         return len(self._contexts) - 1
 
-    def _cut(self, text: Any) -> tuple[int, bytes] | None:
-        """A template that ``text`` (bytes or Raw) fits and the text of its values,
-        NUL-separated; None when it fits none (nested, escaped strings, too many shapes)."""
-        coders = self._coders
-        if len(coders) < len(self._templates):
+    def _cut(self, text: Any) -> tuple[int, re.Match[bytes] | None]:
+        """A template that ``text`` (bytes or Raw) fits and its match, or a None match when it
+        fits none (nested, escaped strings, too many shapes): tried in turn, then learnt."""
+        if len(self._coders) < len(self._templates):
             self._compile()
-            coders = self._coders
-        last = self._last
-        if last < len(coders):
-            found = coders[last][0](text)
-            if found is not None:
-                return last, b"\x00".join(found.groups())
-        for index, (match, _) in enumerate(coders):
+        for index, (match, _) in enumerate(self._coders):
             found = match(text)
             if found is not None:
                 self._last = index
-                return index, b"\x00".join(found.groups())
-        if len(self._templates) >= _LIMIT:
-            return None
+                return index, found
         pieces = _template(bytes(text))
-        if pieces is None or pieces in self._templates:
-            return None
+        if len(self._templates) >= _LIMIT or pieces is None or pieces in self._templates:
+            return 0, None
         self._templates.append(pieces)
         self._compile()
-        found = self._coders[-1][0](text)
-        if found is None:
-            return None
         self._last = len(self._templates) - 1
-        return self._last, b"\x00".join(found.groups())
+        return self._last, self._coders[-1][0](text)
 
     def _compile(self) -> None:
         self._coders = [
