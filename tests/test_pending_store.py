@@ -83,6 +83,23 @@ def test_what_comes_out_equals_what_went_in(store: PendingStore, case: Case) -> 
     assert len(store) == 0 and store.get(p.id + "0") is None
 
 
+def test_many_shapes_and_versions_come_back_whole(store: PendingStore) -> None:
+    # More feature shapes and (model, version, tags) than a store numbers: kept inline.
+    made = [
+        prediction(
+            f"p{i}",
+            float(i),
+            version=f"v{i}",
+            tags={"n": str(i % 7)},
+            features=msgspec.Raw(b'{"f%d": %d, "g": "x"}' % (i, i)),
+        )
+        for i in range(150)
+    ]
+    for i, p in enumerate(made):
+        store.add(p, 1000.0 - i)
+    assert store.pop_oldest(150) == made[::-1]
+
+
 def test_len_contains_get_pop(store: PendingStore) -> None:
     store.add(prediction("a"), 10.0)
     store.add(prediction("b"), 5.0)

@@ -71,7 +71,8 @@ _DEADLINE = struct.Struct(">d").unpack_from
 # What ``features`` was, and how it is kept (templated: + 2 * template + 1 if it was Raw).
 _DICT, _BYTES, _RAW, _JSON, _TEMPLATED = 0, 1, 2, 3, 4
 _FAR = 2**62  # the bucket of a deadline too large for an int
-_LIMIT = 64  # contexts (model, version, tags) and templates numbered per store; others inline
+_CONTEXTS = 64  # (model, version, tags) numbered per store; the others are kept inline
+_TEMPLATES = 16  # templates per store (each a regex that a miss tries); others kept whole
 # A value in a template's hole: a JSON number or literal, or a string without escapes.
 # Possessive, so a mismatch fails at once; NUL never occurs in a hole (it separates them).
 _HOLE = rb'([^",}\]\x00]*+|"[^"\\\x00]*+")'
@@ -86,7 +87,7 @@ class CompactStore:
     bucket spans.
     """
 
-    def __init__(self, recent: int = 1024, width: float = 1.0) -> None:
+    def __init__(self, recent: int = 512, width: float = 1.0) -> None:
         self._recent_size = recent
         self._width = width
         self._recent: dict[str, tuple[float, Prediction]] = {}  # oldest first
@@ -212,10 +213,18 @@ class CompactStore:
 
     def _sort(self, number: int, ids: list[str]) -> list[str]:
         """The ids of a bucket still pending there, once each, largest (deadline, id) first."""
+        recent, packed, bucket = self._recent, self._packed, self._bucket
         live: dict[str, float] = {}
-        for key in ids:
-            deadline = self._deadline_in(key, number)
-            if deadline is not None:
+        for key in ids:  # as _deadline_in, without a call for each id (most left early)
+            entry = recent.get(key)
+            if entry is not None:
+                deadline = entry[0]
+            else:
+                value = packed.get(key)
+                if value is None:
+                    continue
+                deadline = _DEADLINE(value, 2)[0]
+            if bucket(deadline) == number:
                 live[key] = deadline
         return sorted(live, key=lambda key: (live[key], key), reverse=True)
 
@@ -312,7 +321,7 @@ class CompactStore:
         )
 
     def _new_context(self, p: Prediction) -> Any:
-        if len(self._contexts) >= _LIMIT:
+        if len(self._contexts) >= _CONTEXTS:
             return (p.model, p.version, p.tags)
         self._context_index[p.model, p.version, *p.tags.items()] = len(self._contexts)
         self._contexts.append((p.model, p.version, dict(p.tags)))
@@ -328,8 +337,11 @@ class CompactStore:
             if found is not None:
                 self._last = index
                 return index, found
+        if len(self._templates) >= _TEMPLATES:
+            return 0, None
         pieces = _template(bytes(text))
-        if len(self._templates) >= _LIMIT or pieces is None or pieces in self._templates:
+        # A template without a hole fits one text only: worth a place only for a short one ({}).
+        if pieces is None or pieces in self._templates or (len(pieces) == 1 and len(text) > 8):
             return 0, None
         self._templates.append(pieces)
         self._compile()
