@@ -173,7 +173,7 @@ class PartitionJoin:
                     result.invalid_labels.append(label)
                 sealed.add(key)
             pending.add(prediction, time + timeout)
-            if cap and len(pending) > cap:  # each time one is added: batches do not matter
+            if cap and len(pending) > cap:  # as each is added: never more, whatever the batch
                 for evicted in pending.pop_oldest(len(pending) - cap):
                     self._end(evicted.id)
                     result.evicted.append(evicted)
