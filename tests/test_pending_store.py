@@ -100,6 +100,15 @@ def test_many_shapes_and_versions_come_back_whole(store: PendingStore) -> None:
     assert store.pop_oldest(150) == made[::-1]
 
 
+def test_infinite_deadlines_sort_last_and_nan_is_refused(store: PendingStore) -> None:
+    store.add(prediction("far"), float("inf"))
+    store.add(prediction("near"), 1.0)
+    with pytest.raises(ValueError, match="'nan' is not a number"):
+        store.add(prediction("nan"), float("nan"))
+    assert [p.id for p in store.pop_due(float("inf"))] == ["near"]
+    assert [p.id for p in store.pop_oldest(5)] == ["far"]
+
+
 def test_len_contains_get_pop(store: PendingStore) -> None:
     store.add(prediction("a"), 10.0)
     store.add(prediction("b"), 5.0)

@@ -117,6 +117,8 @@ class CompactStore:
     def add(self, prediction: Prediction, deadline: float) -> None:
         key = prediction.id
         deadline = float(deadline)
+        if deadline != deadline:  # NaN: it would sort nowhere and hold back all that follow
+            raise ValueError(f"the deadline of prediction {key!r} is not a number")
         if self._recent_size:
             recent = self._recent
             recent[key] = (deadline, prediction)
@@ -148,7 +150,7 @@ class CompactStore:
         return self._drain(mark, len(self))
 
     def pop_oldest(self, count: int) -> list[Prediction]:
-        return self._drain(float("inf"), count)
+        return self._drain(None, count)
 
     def __getstate__(self) -> dict[str, Any]:
         """As checkpoint data: the buckets without the ids that left early (and in order, so
@@ -182,8 +184,9 @@ class CompactStore:
             deadline = _DEADLINE(value, 2)[0]
         return deadline if self._bucket(deadline) == number else None
 
-    def _drain(self, mark: float, count: int) -> list[Prediction]:
-        """Remove and return up to ``count`` of the smallest (deadline, id), all below ``mark``.
+    def _drain(self, mark: float | None, count: int) -> list[Prediction]:
+        """Remove and return up to ``count`` of the smallest (deadline, id), all below ``mark``
+        (if given: an infinite deadline is below none).
 
         Buckets follow deadline order (``floor(deadline / width)`` never decreases as the
         deadline grows), so the first one left with an id at or past ``mark`` ends it.
@@ -198,7 +201,7 @@ class CompactStore:
                 self._sorted = number
             while ids and len(out) < count:
                 deadline = self._deadline_in(ids[-1], number)
-                if deadline is not None and not deadline < mark:
+                if deadline is not None and mark is not None and not deadline < mark:
                     return out
                 key = ids.pop()
                 if deadline is not None:  # else it left since the sort
