@@ -210,7 +210,8 @@ def test_the_compact_store_is_checkpoint_data() -> None:
     assert copy.get("p0") == store.get("p0") and copy.get("p9") == store.get("p9")
     assert copy.pop_oldest(2) == store.pop_oldest(2)
     assert copy.pop_due(97.0) == store.pop_due(97.0)
-    late = prediction("p10", 10.0, features=msgspec.Raw(b'{"x": 10, "c": "DE"}'))
-    copy.add(late, 0.0)
-    store.add(late, 0.0)
+    for i in range(10, 20):  # enough to pack some again, with templates made anew
+        later = prediction(f"p{i}", float(i), features=msgspec.Raw(b'{"x": %d, "c": "DE"}' % i))
+        copy.add(later, 100.0 - i)
+        store.add(later, 100.0 - i)
     assert copy.pop_due(1e9) == store.pop_due(1e9) and len(copy) == 0

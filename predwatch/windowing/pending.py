@@ -246,7 +246,7 @@ class CompactStore:
         last = -1
         match: Callable[[Any], Any] | None = None
         for key, (deadline, p) in items[:cut]:
-            if last != self._last:  # the first time, and after _pack found another template
+            if last != self._last or match is None:  # first, or _pack found another template
                 last = self._last
                 match = self._coders[last][0] if last < len(self._coders) else None
             features = p.features
