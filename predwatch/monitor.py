@@ -221,6 +221,7 @@ class Monitor:
                 j.expired_id_memory,
                 created=now,
                 fits=self._label_fits,
+                max_pending=j.max_pending,
             )
             self._joins[partition] = join
         return join
@@ -261,8 +262,10 @@ class Monitor:
                 batch.model(model).add_arrivals([p for p, _ in items], [k for _, k in items])
         for model, pairs in _by_model(result.matched).items():
             batch.model(model).add_matched(pairs, self._quality.columns_of(model))
-        # A prediction set aside as late will never get its label either.
-        for model, predictions in _by_model(result.unlabelled + result.late_predictions).items():
+        # A prediction set aside as late, or evicted over join.max_pending, will never get its
+        # label either: all end without one (coverage, drift's expired, the history).
+        ended = result.unlabelled + result.late_predictions + result.evicted
+        for model, predictions in _by_model(ended).items():
             batch.model(model).unlabelled = predictions
 
     # --- the report ------------------------------------------------------------------------
