@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 import struct
 from collections.abc import Iterator, Mapping
@@ -141,7 +142,11 @@ class RocksBackend:
         return None if value is None else bytes(value)
 
     def scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
-        cursor = self._db.iter()
+        from rocksdict import ReadOptions
+
+        bounds = ReadOptions()
+        bounds.set_iterate_upper_bound(stop)  # never step into the next partition's deletions
+        cursor = self._db.iter(bounds)
         cursor.seek(start)
         while cursor.valid():
             key = cursor.key()
@@ -228,6 +233,9 @@ class DiskPendingStore:
         self._added: dict[str, tuple[float, Prediction]] = {}
         self._heap: list[tuple[float, str]] = []  # deadlines of _added; stale entries skipped
         self._removed: dict[str, float] = {}  # id on disk -> its deadline
+        # No committed prediction not yet removed has a deadline below the floor: scans of the
+        # deadline index start there, instead of stepping over the deletions of all that ended.
+        self._floor = -math.inf
         count = backend.get(self._ns + _COUNT)
         self._on_disk = 0 if count is None else _QUAD.unpack(count)[0]
 
@@ -271,6 +279,7 @@ class DiskPendingStore:
 
     def pop_due(self, mark: float) -> list[Prediction]:
         due = list(itertools.takewhile(lambda entry: entry[0] < mark, self._disk_deadlines()))
+        self._floor = max(self._floor, mark)
         return self._take(due, self._pop_heap(lambda deadline, _: deadline < mark))
 
     def pop_oldest(self, count: int) -> list[Prediction]:
@@ -282,9 +291,10 @@ class DiskPendingStore:
         for entry in set(taken) - set(chosen):  # back to the overlay
             heapq.heappush(self._heap, entry)
         chosen_set = set(chosen)
-        return self._take(
-            [e for e in oldest if e in chosen_set], [e for e in taken if e in chosen_set]
-        )
+        oldest = [e for e in oldest if e in chosen_set]  # a prefix of the disk's order
+        if oldest:
+            self._floor = max(self._floor, oldest[-1][0])
+        return self._take(oldest, [e for e in taken if e in chosen_set])
 
     def _pop_heap(self, more: Any) -> list[tuple[float, str]]:
         """Pop the overlay's valid deadline entries, smallest first, while ``more(deadline, n)``."""
@@ -293,7 +303,8 @@ class DiskPendingStore:
         while heap and more(heap[0][0], len(taken)):
             deadline, key = heapq.heappop(heap)
             entry = added.get(key)
-            if entry is not None and entry[0] == deadline:
+            # An id added, popped and added again with the same deadline is in the heap twice.
+            if entry is not None and entry[0] == deadline and taken[-1:] != [(deadline, key)]:
                 taken.append((deadline, key))
         return taken
 
@@ -318,7 +329,7 @@ class DiskPendingStore:
         """The committed (deadline, id) in order, without those removed since."""
         start = self._ns + _DEADLINE
         removed = self._removed
-        for key, _ in self._backend.scan(start, self._ns + b"e"):
+        for key, _ in self._backend.scan(start + _sortable(self._floor), self._ns + b"e"):
             ident = key[len(start) + 8 :].decode("utf-8", "surrogatepass")
             if ident not in removed:
                 yield _from_sortable(key[len(start) : len(start) + 8]), ident
@@ -342,6 +353,8 @@ class DiskPendingStore:
 
     def _committed(self) -> None:
         self._on_disk = len(self)
+        if self._added:
+            self._floor = min(self._floor, min(deadline for deadline, _ in self._added.values()))
         self._added.clear()
         self._heap.clear()
         self._removed.clear()
