@@ -113,6 +113,7 @@ class RocksBackend:
         write_buffer_bytes: int = WRITE_BUFFER_BYTES,
     ) -> None:
         from rocksdict import (
+            BlockBasedIndexType,
             BlockBasedOptions,
             Cache,
             DBCompressionType,
@@ -123,7 +124,14 @@ class RocksBackend:
 
         table = BlockBasedOptions()
         table.set_block_cache(Cache(cache_bytes))
+        # Index and filter blocks are charged to the cache, in partitions of a few KB: one
+        # whole filter of a large file would not fit a shard of the cache and be read again
+        # at every lookup.
         table.set_cache_index_and_filter_blocks(True)
+        table.set_index_type(BlockBasedIndexType.two_level_index_search())
+        table.set_partition_filters(True)
+        table.set_metadata_block_size(4096)
+        table.set_pin_top_level_index_and_filter(True)
         table.set_pin_l0_filter_and_index_blocks_in_cache(True)
         table.set_bloom_filter(10, False)
         options = Options(raw_mode=True)
