@@ -56,9 +56,17 @@ class LmdbBackend:
                 return
             yield key, value
 
-    def write(self, deletes: list[bytes], puts: list[tuple[bytes, bytes]]) -> None:
+    def write(
+        self,
+        ranges: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        puts: list[tuple[bytes, bytes]],
+    ) -> None:
+        doomed = [key for start, stop in ranges for key, _ in self.scan(start, stop)]
         self._read.abort()
         with self._env.begin(write=True) as txn:
+            for key in doomed:
+                txn.delete(key)
             for key in deletes:
                 txn.delete(key)
             for key, value in puts:

@@ -148,6 +148,24 @@ def test_partitions_share_one_commit_and_keep_their_own_ids(database: DiskDataba
     assert right.get("same") == prediction("same", {"side": "right"})
 
 
+def test_clearing_a_partition_leaves_the_others(tmp_path: Path) -> None:
+    database = DiskDatabase.open(tmp_path / "pending", **SMALL)
+    # "p1" is a prefix of "p10": the range cleared must stop at the end of p1's own keys.
+    for name in ("p1", "p10", "p0"):
+        database.store(name).add(prediction(f"{name}-a"), 1.0)
+    database.commit()
+    database.store("p1").clear()
+    database.store("p1").add(prediction("p1-b"), 2.0)
+    database.commit()
+    database.close()
+    database = DiskDatabase.open(tmp_path / "pending", **SMALL)
+    held = {
+        name: [p.id for p in database.store(name).pop_oldest(5)] for name in ("p0", "p1", "p10")
+    }
+    assert held == {"p0": ["p0-a"], "p1": ["p1-b"], "p10": ["p10-a"]}
+    database.close()
+
+
 def test_a_name_with_a_nul_character_is_refused(database: DiskDatabase) -> None:
     with pytest.raises(ValueError, match="NUL"):
         database.store("bad\0name")
@@ -165,6 +183,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("pop_due"), DEADLINES),
     st.tuples(st.just("pop_oldest"), st.integers(0, 4)),
     st.tuples(st.just("commit")),
+    st.tuples(st.just("clear")),
     st.tuples(st.just("reopen")),  # closed without a commit, as by a crash
 )
 
@@ -210,6 +229,9 @@ def test_the_store_behaves_as_a_dict_with_a_sort(operations: list[tuple[Any, ...
                 assert store.pop_due(args[0]) == model.take(keys)
             elif name == "pop_oldest":
                 assert store.pop_oldest(args[0]) == model.take(model.ordered()[: args[0]])
+            elif name == "clear":
+                store.clear()
+                model.pending.clear()
             elif name == "commit":
                 database.commit()
                 model.committed = dict(model.pending)

@@ -91,8 +91,14 @@ class Backend(Protocol):
         """The entries with ``start <= key < stop``, in key order."""
         ...
 
-    def write(self, deletes: list[bytes], puts: list[tuple[bytes, bytes]]) -> None:
-        """Delete, then put, all or nothing, durably (synced) before returning."""
+    def write(
+        self,
+        ranges: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        puts: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Delete the ranges ``[start, stop)``, then the keys, then put; all or nothing, durably
+        (synced) before returning."""
         ...
 
     def close(self) -> None: ...
@@ -163,10 +169,17 @@ class RocksBackend:
             yield key, cursor.value()
             cursor.next()
 
-    def write(self, deletes: list[bytes], puts: list[tuple[bytes, bytes]]) -> None:
+    def write(
+        self,
+        ranges: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        puts: list[tuple[bytes, bytes]],
+    ) -> None:
         from rocksdict import WriteBatch
 
         batch = WriteBatch(raw_mode=True)
+        for start, stop in ranges:
+            batch.delete_range(start, stop)
         for key in deletes:
             batch.delete(key)
         for key, value in puts:
@@ -213,12 +226,13 @@ class DiskDatabase:
 
     def commit(self, extra: Mapping[bytes, bytes] | None = None) -> None:
         """Write every partition's changes and ``extra`` in one atomic, synced write."""
+        ranges: list[tuple[bytes, bytes]] = []
         deletes: list[bytes] = []
         puts: list[tuple[bytes, bytes]] = []
         for store in self._stores.values():
-            store._changes(deletes, puts)
+            store._changes(ranges, deletes, puts)
         puts.extend((_EXTRA + key, value) for key, value in (extra or {}).items())
-        self._backend.write(deletes, puts)
+        self._backend.write(ranges, deletes, puts)
         for store in self._stores.values():
             store._committed()
 
@@ -244,6 +258,7 @@ class DiskPendingStore:
         # No committed prediction not yet removed has a deadline below the floor: scans of the
         # deadline index start there, instead of stepping over the deletions of all that ended.
         self._floor = -math.inf
+        self._cleared = False  # all on disk is gone since the last commit
         count = backend.get(self._ns + _COUNT)
         self._on_disk = 0 if count is None else _QUAD.unpack(count)[0]
 
@@ -258,6 +273,16 @@ class DiskPendingStore:
     @property
     def uncommitted(self) -> int:
         return len(self._added) + len(self._removed)
+
+    def clear(self) -> None:
+        """Remove every pending prediction of this partition (on disk at the next commit): for a
+        partition that moved to another instance, or before restoring a newer copy of it."""
+        self._added.clear()
+        self._heap.clear()
+        self._removed.clear()
+        self._on_disk = 0
+        self._floor = -math.inf
+        self._cleared = True
 
     def get(self, key: str) -> Prediction | None:
         entry = self._added.get(key)
@@ -335,6 +360,8 @@ class DiskPendingStore:
 
     def _disk_deadlines(self) -> Iterator[tuple[float, str]]:
         """The committed (deadline, id) in order, without those removed since."""
+        if self._cleared:
+            return
         start = self._ns + _DEADLINE
         removed = self._removed
         for key, _ in self._backend.scan(start + _sortable(self._floor), self._ns + b"e"):
@@ -343,12 +370,21 @@ class DiskPendingStore:
                 yield _from_sortable(key[len(start) : len(start) + 8]), ident
 
     def _read(self, key: str) -> tuple[float, Prediction] | None:
+        if self._cleared:
+            return None
         value = self._backend.get(self._ns + _PREDICTION + _encode_id(key))
         return None if value is None else _unpack(key, value)
 
-    def _changes(self, deletes: list[bytes], puts: list[tuple[bytes, bytes]]) -> None:
+    def _changes(
+        self,
+        ranges: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        puts: list[tuple[bytes, bytes]],
+    ) -> None:
         """Append the writes that make the disk what this store holds now."""
         ns, count = self._ns, len(self)
+        if self._cleared:
+            ranges.append((ns, ns[:-1] + b"\1"))  # every key of this partition: ns ends in NUL
         for key, deadline in self._removed.items():
             ident = _encode_id(key)
             deletes.append(ns + _PREDICTION + ident)
@@ -361,6 +397,7 @@ class DiskPendingStore:
 
     def _committed(self) -> None:
         self._on_disk = len(self)
+        self._cleared = False
         if self._added:
             self._floor = min(self._floor, min(deadline for deadline, _ in self._added.values()))
         self._added.clear()
