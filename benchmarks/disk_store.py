@@ -111,9 +111,13 @@ def run_one(
     store = database.store("predictions-0")
     figures: dict[str, Any] = {"store": store_name, "events": events}
 
+    commits: list[float] = []
+
     def commit_if_due() -> None:
         if store.uncommitted >= commit_every:
+            began = time.perf_counter()
             database.commit({b"checkpoint": b"x" * 1000})
+            commits.append(time.perf_counter() - began)
 
     def ids(count: int) -> list[str]:
         rng = random.Random(1)
@@ -129,6 +133,7 @@ def run_one(
             commit_if_due()
     database.commit({b"checkpoint": b"x" * 1000})
     figures["adds_per_s"] = events / (time.perf_counter() - start)
+    figures["commit_ms"] = 1000 * sum(commits) / max(1, len(commits))
     figures["disk_bytes_per_pending"] = directory_bytes(path) / events
     assert len(store) == events
 
@@ -177,41 +182,32 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     print(
-        f"{args.events:,} pending predictions, ten features each, commit every "
-        f"{args.commit_every:,} changes"
+        f"{args.events:,} pending predictions, ten features each, "
+        f"a commit every {args.commit_every:,} changes"
     )
-    header = (
-        "store",
-        "adds/s",
-        "gets/s",
-        "pops/s",
-        "expiries/s",
-        "disk B/pred",
-        "RSS MB",
-        "peak MB",
-    )
-    print("{:<8} {:>9} {:>9} {:>9} {:>11} {:>12} {:>8} {:>8}".format(*header))
+    columns = [  # (heading, figure, width)
+        ("store", "store", 8),
+        ("adds/s", "adds_per_s", 9),
+        ("gets/s", "gets_per_s", 9),
+        ("pops/s", "pops_per_s", 9),
+        ("expiries/s", "expiries_per_s", 11),
+        ("disk B/pred", "disk_bytes_per_pending", 12),
+        ("commit ms", "commit_ms", 10),
+        ("RSS before MB", "rss_before_mb", 14),
+        ("peak RSS MB", "peak_rss_mb", 12),
+    ]
+    print(" ".join(f"{heading:>{width}}" for heading, _, width in columns))
     for name in args.stores.split(","):
-        command = [
-            sys.executable,
-            __file__,
-            "--child",
-            name,
-            "--events",
-            str(args.events),
-            "--commit-every",
-            str(args.commit_every),
-            "--gets",
-            str(args.gets),
-            "--matched",
-            str(args.matched),
-        ]
+        command = [sys.executable, __file__, "--child", name, "--events", str(args.events)]
+        command += ["--commit-every", str(args.commit_every), "--gets", str(args.gets)]
+        command += ["--matched", str(args.matched)]
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        f = json.loads(out.strip().splitlines()[-1])
+        figures = json.loads(out.strip().splitlines()[-1])
         print(
-            f"{name:<8} {f['adds_per_s']:9,.0f} {f['gets_per_s']:9,.0f} {f['pops_per_s']:9,.0f}"
-            f" {f['expiries_per_s']:11,.0f} {f['disk_bytes_per_pending']:12,.0f}"
-            f" {f['rss_before_mb']:8,.0f} {f['peak_rss_mb']:8,.0f}"
+            " ".join(
+                f"{figures[key]:>{width}}" if key == "store" else f"{figures[key]:>{width},.0f}"
+                for _, key, width in columns
+            )
         )
 
 
