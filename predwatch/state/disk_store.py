@@ -14,7 +14,9 @@ A partition's join keeps the predictions still waiting for their label in a
         def pop_due(self, mark: float) -> list[Prediction]: ...  # deadline < mark
         def pop_oldest(self, count: int) -> list[Prediction]: ...  # the `count` smallest
 
-both ordered by (deadline, id).
+``pop_due`` and ``pop_oldest`` remove and return predictions ordered by
+(deadline, id); ``get`` and ``pop`` return a prediction equal to the one added,
+its features of the same type (raw JSON stays raw).
 
 ``DiskDatabase`` holds those of several partitions, one ``DiskPendingStore``
 each (``database.store(name)``), in one database on disk, so that memory is
@@ -27,8 +29,9 @@ partitions together with the ``extra`` records (the monitor's checkpoint, the
 offsets) in one atomic, synced write. After a crash, even ``kill -9``, the
 database reopens exactly as of the last commit, so pending predictions and the
 checkpoint that refers to them never disagree. The overlay grows with what
-happens between two commits: commit at least every ``uncommitted`` few hundred
-thousand changes (the checkpoint interval does, at the rates predwatch serves).
+happens between two commits (about a kilobyte per prediction added, less per
+one removed): whoever commits should also do so early when ``uncommitted``
+passes a few hundred thousand changes.
 
 Key layout, per partition ``name`` (``ns = b"P" + name + b"\\0"``):
 ``ns + b"p" + id`` holds the packed prediction with its deadline,
@@ -52,6 +55,7 @@ value), ``ns + b"n"`` the count; extra records live under ``b"X" + key``.
 >>> sorted(p.id for p in store.pop_oldest(10)), database.extra(b"checkpoint")
 (['a', 'b'], b'state as of b')
 >>> database.close()
+>>> import shutil; shutil.rmtree(path)
 """
 
 from __future__ import annotations
