@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from predwatch.records import Prediction
-from predwatch.state.disk_store import DiskDatabase
+from predwatch.state.disk_store import DiskDatabase, StoreError
 
 SMALL = {"cache_bytes": 1 << 20, "write_buffer_bytes": 1 << 20}
 
@@ -164,6 +164,13 @@ def test_clearing_a_partition_leaves_the_others(tmp_path: Path) -> None:
     }
     assert held == {"p0": ["p0-a"], "p1": ["p1-b"], "p10": ["p10-a"]}
     database.close()
+
+
+def test_a_directory_in_use_is_refused_in_one_sentence_naming_it(
+    database: DiskDatabase, tmp_path: Path
+) -> None:
+    with pytest.raises(StoreError, match=r"store .*pending: cannot open it .*no other predwatch"):
+        DiskDatabase.open(tmp_path / "pending")
 
 
 def test_a_name_with_a_nul_character_is_refused(database: DiskDatabase) -> None:

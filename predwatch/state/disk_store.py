@@ -72,7 +72,7 @@ import msgspec
 
 from predwatch.records import Prediction
 
-__all__ = ["Backend", "DiskDatabase", "DiskPendingStore", "RocksBackend"]
+__all__ = ["Backend", "DiskDatabase", "DiskPendingStore", "RocksBackend", "StoreError"]
 
 CACHE_BYTES = 64 << 20  # the block cache: what reads keep of the database in memory
 WRITE_BUFFER_BYTES = 32 << 20  # one memtable; RocksDB keeps up to two before flushing
@@ -84,6 +84,10 @@ _QUAD = struct.Struct(">Q")
 _SIGN = 1 << 63
 # How features were handed in, so that they come back as the same type (raw JSON stays raw).
 _DICT, _BYTES, _RAW = 0, 1, 2
+
+
+class StoreError(Exception):
+    """The store on disk cannot be used; the message names its directory and what to do."""
 
 
 class Backend(Protocol):
@@ -151,7 +155,13 @@ class RocksBackend:
         options.set_max_write_buffer_number(2)
         options.set_compression_type(DBCompressionType.lz4())
         options.set_max_open_files(512)
-        self._db = Rdict(os.fspath(path), options)
+        try:
+            self._db = Rdict(os.fspath(path), options)
+        except Exception as error:  # rocksdict raises plain Exception, whatever the cause
+            raise StoreError(
+                f"pending-prediction store {os.fspath(path)}: cannot open it ({error}); "
+                "check that the directory is writable and that no other predwatch uses it"
+            ) from error
         self._sync = WriteOptions()
         self._sync.sync = True
 
