@@ -339,3 +339,77 @@ def test_a_kill_9_during_commits_leaves_the_checkpoint_and_the_store_in_step(
         expected, key=lambda k: (expected[k], k)
     )
     database.close()
+
+
+# --- inside the join ------------------------------------------------------------------------
+
+
+@dataclass
+class JoinCase:
+    name: str
+    max_pending: int  # 0: no cap; else the oldest are evicted (pop_oldest)
+    reopen: bool  # close and reopen the database after each commit
+
+
+JOIN_CASES = [
+    # Matches, late labels and expiry (pop, get, pop_due) with a commit after every batch.
+    JoinCase("commit after each batch", 0, False),
+    # A cap well below what is pending: evictions go through pop_oldest, half from disk.
+    JoinCase("evictions over a cap", 150, False),
+    # What the join reads after a reopen is what it committed.
+    JoinCase("reopened after each commit", 150, True),
+]
+
+
+@pytest.mark.parametrize("case", JOIN_CASES, ids=lambda c: c.name)
+def test_a_join_decides_the_same_on_disk_as_in_memory(case: JoinCase, tmp_path: Path) -> None:
+    import json
+
+    from predwatch.config import Settings
+    from predwatch.demo.synthetic import generate
+    from predwatch.events import Decoder
+    from predwatch.records import Raw
+    from predwatch.windowing.join import PartitionJoin, label_fits
+    from predwatch.windowing.pending import CompactStore, PendingStore
+
+    sent, labels_sent = generate(3000, seed=4, unlabelled=0.3, label_delay=30.0, jitter=5.0)
+    decoder = Decoder(Settings.model_validate({"models": {"fraud": {"task": "binary"}}}))
+    predictions, bad = decoder.predictions([Raw(json.dumps(m).encode()) for m in sent])
+    labels, bad_labels = decoder.labels([Raw(json.dumps(m).encode()) for m in labels_sent])
+    assert not bad and not bad_labels
+
+    database = DiskDatabase.open(tmp_path / "pending", **SMALL)
+    stores: list[PendingStore] = []
+
+    def on_disk() -> PendingStore:
+        stores.append(database.store("predictions-0"))
+        return stores[-1]
+
+    def join(store: Any) -> PartitionJoin:
+        return PartitionJoin(40.0, 5.0, 1e9, 10_000, 0.0, label_fits, store, case.max_pending)
+
+    in_memory, disk = join(CompactStore), join(on_disk)
+    outcomes: dict[str, list[list[str]]] = {"memory": [], "disk": []}
+    for start in range(0, 3000, 250):
+        batch = (predictions[start : start + 250], labels[start : start + 250])
+        for name, each in (("memory", in_memory), ("disk", disk)):
+            result = each.process(*batch, now=0.0)
+            outcomes[name].extend(
+                [p.id for p in getattr(result, o)]
+                for o in ("unlabelled", "evicted", "duplicate_predictions", "late_predictions")
+            )
+            outcomes[name].append([p.id for p, _ in result.matched])
+            outcomes[name].append([label.id for label in result.late_labels])
+        database.commit()
+        if case.reopen:
+            database.close()
+            database = DiskDatabase.open(tmp_path / "pending", **SMALL)
+            disk._predictions = database.store("predictions-0")  # what a restore would bind
+    assert outcomes["disk"] == outcomes["memory"]
+    # The stream did go through every path: matched, expired, late labels, evicted under a cap.
+    totals = [sum(len(ids) for ids in outcomes["memory"][i::6]) for i in range(6)]
+    unlabelled, evicted, _, _, matched, late = totals
+    assert matched > 1000 and late > 0
+    assert (evicted > 100, unlabelled > 100) == (case.max_pending > 0, case.max_pending == 0)
+    assert disk.pending_predictions == in_memory.pending_predictions > 0
+    database.close()

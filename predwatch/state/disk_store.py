@@ -1,7 +1,7 @@
 """Pending predictions on disk: a ``PendingStore`` per partition in one embedded RocksDB.
 
 A partition's join keeps the predictions still waiting for their label in a
-``PendingStore`` (by id, each with its deadline):
+``PendingStore`` (``predwatch.windowing.pending``; by id, each with its deadline):
 
 .. code-block:: python
 
@@ -308,7 +308,9 @@ class DiskPendingStore:
         return None if found is None else found[1]
 
     def add(self, prediction: Prediction, deadline: float) -> None:
-        deadline += 0.0  # -0.0 == 0.0, but their bytes would sort apart
+        deadline = float(deadline) + 0.0  # -0.0 == 0.0, but their bytes would sort apart
+        if deadline != deadline:  # NaN: it would sort nowhere and hold back all that follow
+            raise ValueError(f"the deadline of prediction {prediction.id!r} is not a number")
         self._added[prediction.id] = (deadline, prediction)
         heapq.heappush(self._heap, (deadline, prediction.id))
 
