@@ -413,3 +413,88 @@ def test_a_join_decides_the_same_on_disk_as_in_memory(case: JoinCase, tmp_path: 
     assert (evicted > 100, unlabelled > 100) == (case.max_pending > 0, case.max_pending == 0)
     assert disk.pending_predictions == in_memory.pending_predictions > 0
     database.close()
+
+
+JOIN_CHILD = textwrap.dedent(
+    """
+    import dataclasses, json, sys
+    import msgspec
+    from predwatch.config import Settings
+    from predwatch.demo.synthetic import generate
+    from predwatch.events import Decoder
+    from predwatch.records import Raw
+    from predwatch.state.codec import from_data, to_data
+    from predwatch.state.disk_store import DiskDatabase
+    from predwatch.windowing.join import JoinResult, PartitionJoin, label_fits
+
+    def stream():
+        sent, labels_sent = generate(3000, seed=4, unlabelled=0.3, label_delay=30.0, jitter=5.0)
+        decoder = Decoder(Settings.model_validate({"models": {"fraud": {"task": "binary"}}}))
+        predictions, _ = decoder.predictions([Raw(json.dumps(m).encode()) for m in sent])
+        labels, _ = decoder.labels([Raw(json.dumps(m).encode()) for m in labels_sent])
+        return [(predictions[i : i + 100], labels[i : i + 100]) for i in range(0, 3000, 100)]
+
+    def run(join, batches, counts, start, commit):
+        for i in range(start, len(batches)):
+            result = join.process(*batches[i], now=0.0)
+            for outcome in dataclasses.fields(JoinResult):
+                counts[outcome.name] = counts.get(outcome.name, 0) + len(
+                    getattr(result, outcome.name)
+                )
+            if (i + 1) % 3 == 0:
+                commit(i + 1)
+        return counts
+
+    def new_join(store):
+        return PartitionJoin(40.0, 5.0, 1e9, 10_000, 0.0, label_fits, store, 150)
+
+    if __name__ == "__main__":
+        path = sys.argv[1]
+        database = DiskDatabase.open(path, cache_bytes=1 << 20, write_buffer_bytes=1 << 20)
+        blob = database.extra(b"checkpoint")
+        if blob is None:
+            join, counts, start = new_join(lambda: database.store("0")), {}, 0
+        else:  # what a restart does: the checkpoint and the store are of the same commit
+            state = from_data(msgspec.msgpack.decode(blob))
+            join, counts, start = state["join"], state["counts"], state["next"]
+            join._predictions = database.bind(join._predictions)
+
+        def commit(next_batch):
+            state = {"join": join, "counts": counts, "next": next_batch}
+            database.commit({b"checkpoint": msgspec.msgpack.encode(to_data(state))})
+            print("committed", next_batch, flush=True)
+
+        run(join, stream(), counts, start, commit)
+        print("done", json.dumps(counts, sort_keys=True), flush=True)
+    """
+)
+
+
+def test_a_join_killed_at_any_point_resumes_from_its_commit_without_counting_twice(
+    tmp_path: Path,
+) -> None:
+    import json
+    import runpy
+
+    from predwatch.windowing.pending import CompactStore
+
+    script = tmp_path / "join_child.py"
+    script.write_text(JOIN_CHILD)
+    child = runpy.run_path(str(script))  # the same stream and join, in memory, uninterrupted
+    expected = child["run"](
+        child["new_join"](CompactStore), child["stream"](), {}, 0, lambda _: None
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, str(script), str(tmp_path / "pending")]
+    for kill_after in (3, 9, 15, 21, 27):  # killed right after that commit, mid-batch or so
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("committed") and int(line.split()[1]) >= kill_after:
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    counts = json.loads(finished.stdout.splitlines()[-1].removeprefix("done "))
+    assert counts == expected
+    assert counts["matched"] > 1000 and counts["evicted"] > 100

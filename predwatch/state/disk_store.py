@@ -229,6 +229,15 @@ class DiskDatabase:
             self._stores[name] = DiskPendingStore(self._backend, name)
         return self._stores[name]
 
+    def bind(self, restored: object) -> DiskPendingStore:
+        """The live store that ``restored`` names: a ``DiskPendingStore`` read back from
+        checkpoint data holds only its partition's name (its predictions are here)."""
+        if not isinstance(restored, DiskPendingStore) or not isinstance(
+            getattr(restored, "_name", None), str
+        ):
+            raise ValueError(f"{restored!r} is not a disk store read back from a checkpoint")
+        return self.store(restored._name)
+
     def extra(self, key: bytes) -> bytes | None:
         """An extra record as of the last commit."""
         return self._backend.get(_EXTRA + key)
@@ -265,6 +274,7 @@ class DiskPendingStore:
 
     def __init__(self, backend: Backend, name: str) -> None:
         self._backend = backend
+        self._name = name
         self._ns = b"P" + name.encode() + b"\0"
         self._added: dict[str, tuple[float, Prediction]] = {}
         self._heap: list[tuple[float, str]] = []  # deadlines of _added; stale entries skipped
@@ -287,6 +297,12 @@ class DiskPendingStore:
     @property
     def uncommitted(self) -> int:
         return len(self._added) + len(self._removed)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """As checkpoint data (``predwatch.state.codec``): only the partition's name. The
+        predictions are in the database, committed with that checkpoint; ``DiskDatabase.bind``
+        gives the live store back."""
+        return {"_name": self._name}
 
     def clear(self) -> None:
         """Remove every pending prediction of this partition (on disk at the next commit): for a
