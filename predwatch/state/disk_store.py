@@ -33,6 +33,10 @@ happens between two commits (about a kilobyte per prediction added, less per
 one removed): whoever commits should also do so early when ``uncommitted``
 passes a few hundred thousand changes.
 
+In checkpoint data a store is only its partition's name: ``DiskDatabase.bind``
+gives the live store back after a restore. ``clear`` empties a partition that
+moved to another instance (a range deletion at the next commit).
+
 Key layout, per partition ``name`` (``ns = b"P" + name + b"\\0"``):
 ``ns + b"p" + id`` holds the packed prediction with its deadline,
 ``ns + b"d" + deadline(8 sortable bytes) + id`` is the deadline index (empty
