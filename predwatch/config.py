@@ -224,11 +224,26 @@ class StateSettings(_Section):
 
     ``topic``: a Kafka topic where each input partition's state (its join and outcome counts)
     is checkpointed, so that it moves with the partition to whichever instance of the group
-    takes it over. ``dir``: a local directory for this instance's whole state.
+    takes it over. ``dir``: a local directory for this instance's whole state. ``store``:
+    ``disk`` keeps pending predictions in an embedded database in ``dir`` (label windows of
+    days), ``memory`` in a compact in-memory store.
     """
 
     dir: str | None = None  # a directory only this instance writes; None: no checkpoints
     topic: str | None = None  # a topic the group's instances share; None: partition state stays
+    store: Literal["memory", "disk"] = "memory"  # where pending predictions are kept
+
+    @model_validator(mode="after")
+    def _disk_store_needs_a_directory(self) -> StateSettings:
+        if self.store == "disk" and not self.dir:
+            raise ValueError("store: disk keeps pending predictions in state.dir: set state.dir")
+        if self.store == "disk" and self.topic:
+            raise ValueError(
+                "store: disk keeps pending predictions on this instance's disk and cannot move "
+                "them through state.topic: use store: memory with state.topic"
+            )
+        return self
+
     checkpoint_every: Duration = Field(default=10.0, gt=0.0)
 
 

@@ -61,6 +61,7 @@ from predwatch.report import Report, Value
 from predwatch.state.codec import StateError, from_data, to_data
 from predwatch.state.envelope import fingerprint, seal, unseal
 from predwatch.windowing.join import JoinResult, PartitionJoin, label_fits
+from predwatch.windowing.pending import PendingStores
 
 __all__ = ["Changes", "Held", "JoinCounts", "ModelCounts", "Monitor"]
 
@@ -88,8 +89,14 @@ class Changes:
 class Monitor:
     """Joins, counts and scores the predictions and labels of every partition."""
 
-    def __init__(self, settings: Settings, profiles: Sequence[ReferenceProfile] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        profiles: Sequence[ReferenceProfile] = (),
+        stores: PendingStores | None = None,
+    ) -> None:
         self.settings = settings
+        self._stores = stores  # None: pending predictions in memory
         self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
         self._partition_counts: dict[int, Counter[str]] = {}  # outcomes, per input partition
@@ -224,6 +231,7 @@ class Monitor:
                 j.expired_id_memory,
                 created=now,
                 fits=self._label_fits,
+                **({} if self._stores is None else {"store": self._stores.factory(partition)}),
                 max_pending=j.max_pending,
             )
             self._joins[partition] = join
@@ -395,6 +403,11 @@ class Monitor:
 
     # --- state -----------------------------------------------------------------------------
 
+    def keep_pending_in(self, stores: PendingStores) -> None:
+        """Keep the joins' pending predictions in ``stores`` (on disk), before any event."""
+        assert not self._joins, "the stores of pending predictions are set before any event"
+        self._stores = stores
+
     @property
     def partitions(self) -> list[int]:
         """The partitions this monitor holds a join of."""
@@ -469,9 +482,12 @@ class Monitor:
         """Continue from ``state`` (of ``Monitor.state``), in place, so readers that hold this
         monitor see the restored one; all or nothing: ``StateError`` if it is malformed or
         names a type that is not allowed, and then this monitor is unchanged."""
-        loaded = Monitor(self.settings)
+        loaded = Monitor(self.settings, stores=self._stores)
         try:
             loaded._joins = from_data(state["joins"])
+            if self._stores is not None:
+                for join in loaded._joins.values():
+                    join.bind_store(self._stores.bind)
             loaded._partition_counts = {
                 int(p): Counter(c) for p, c in state.get("partition_counts", [])
             }

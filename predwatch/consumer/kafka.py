@@ -41,7 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -60,6 +60,9 @@ from predwatch.records import Raw
 from predwatch.redact import redact
 from predwatch.state.checkpoints import CheckpointStore
 from predwatch.state.codec import StateError
+
+if TYPE_CHECKING:
+    from predwatch.state.disk_checkpoints import DiskCheckpointStore
 from predwatch.state.partition_topic import PartitionCheckpoints
 
 log = logging.getLogger(__name__)
@@ -96,16 +99,22 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._source.assigned(assigned)
 
 
-def _store(settings: Settings) -> CheckpointStore | None:
-    """The checkpoint store of ``state.dir``, None without it; ``SourceError`` if unusable."""
+def _store(settings: Settings) -> CheckpointStore | DiskCheckpointStore | None:
+    """The checkpoint store of ``state.dir`` (with the pending predictions on disk for
+    ``state.store: disk``), None without it; ``SourceError`` if unusable."""
     if not settings.state.dir:
         return None
     try:
+        if settings.state.store == "disk":
+            from predwatch.state.disk_checkpoints import DiskCheckpointStore
+
+            return DiskCheckpointStore(settings.state.dir, settings)
         return CheckpointStore(settings.state.dir, settings)
     except OSError as error:
         raise SourceError(
-            f"cannot use state.dir '{settings.state.dir}' ({error.strerror}): give a directory "
-            "this user can create and write, or leave state.dir unset to run without checkpoints"
+            f"cannot use state.dir '{settings.state.dir}' ({error.strerror or error}): give a "
+            "directory this user can create and write, or leave state.dir unset to run without "
+            "checkpoints"
         ) from None
 
 
@@ -144,6 +153,9 @@ class KafkaSource:
         )
         self._state = ""
         self._store = _store(settings)
+        disk = getattr(self._store, "stores", None)  # state.store: disk
+        if disk is not None:
+            monitor.keep_pending_in(disk)
         self._partition_checkpoints = (
             PartitionCheckpoints(settings) if settings.state.topic else None
         )
@@ -181,6 +193,8 @@ class KafkaSource:
             consumer.close(autocommit=False)
             if self._partition_checkpoints is not None:
                 self._partition_checkpoints.close()
+            if self._store is not None:
+                self._store.close()
             if self._dead_letters is not None:
                 self._dead_letters.close()
             self.health.set_ready(False, "stopped")
@@ -277,6 +291,7 @@ class KafkaSource:
                 last_advance = now
             if self._checkpointing and (
                 time.monotonic() - last_checkpoint >= self._checkpoint_every
+                or (self._store is not None and self._store.due())
             ):
                 self._hold_back(consumer, durable=self.save())
                 last_checkpoint = time.monotonic()

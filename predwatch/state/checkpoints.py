@@ -38,7 +38,7 @@ from predwatch.monitor import Monitor
 from predwatch.state.codec import StateError
 from predwatch.state.envelope import fingerprint, seal, unseal
 
-__all__ = ["KEEP", "CheckpointStore", "Offsets"]
+__all__ = ["KEEP", "CheckpointStore", "Offsets", "pack", "unpack"]
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,7 @@ class CheckpointStore:
     def save(self, state: Mapping[str, Any], offsets: Mapping[tuple[str, int], int]) -> Path:
         """Write a checkpoint durably (temp file, fsync, rename, fsync the directory); its
         path. Older checkpoints beyond ``KEEP`` are removed afterwards."""
-        data = {
-            "offsets": [
-                [topic, partition, offset] for (topic, partition), offset in offsets.items()
-            ],
-            "monitor": state,
-        }
-        blob = seal(data, self._fingerprint)
+        blob = seal(pack(state, offsets), self._fingerprint)
         existing = self.paths()
         sequence = _sequence(existing[0]) + 1 if existing else 1
         path = self.directory / f"checkpoint-{sequence:012d}.pwstate"
@@ -113,14 +107,31 @@ class CheckpointStore:
             blob = path.read_bytes()
         except OSError as error:
             raise StateError(f"it cannot be read ({error.strerror})") from error
-        data = unseal(blob, self._fingerprint)
-        try:
-            offsets = {(str(t), int(p)): int(o) for t, p, o in data["offsets"]}
-            state = data["monitor"]
-        except (LookupError, TypeError, ValueError) as error:
-            raise StateError(f"its offsets are malformed ({error!r})") from error
+        state, offsets = unpack(unseal(blob, self._fingerprint))
         monitor.load_state(state)
         return offsets
+
+    def due(self) -> bool:
+        """Whether a checkpoint is due before its interval (never: state is in memory)."""
+        return False
+
+    def close(self) -> None:
+        """Nothing to release: every write is a whole file."""
+
+
+def pack(state: Mapping[str, Any], offsets: Mapping[tuple[str, int], int]) -> dict[str, Any]:
+    """A checkpoint's data: the monitor's state and the offsets it reflects."""
+    listed = [[topic, partition, offset] for (topic, partition), offset in offsets.items()]
+    return {"offsets": listed, "monitor": state}
+
+
+def unpack(data: Mapping[str, Any]) -> tuple[Any, Offsets]:
+    """The monitor's state and offsets of a checkpoint's data; ``StateError`` if malformed."""
+    try:
+        offsets = {(str(t), int(p)): int(o) for t, p, o in data["offsets"]}
+        return data["monitor"], offsets
+    except (LookupError, TypeError, ValueError) as error:
+        raise StateError(f"its offsets are malformed ({error!r})") from error
 
 
 def _sequence(path: Path) -> int:

@@ -69,7 +69,7 @@ import itertools
 import math
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -241,6 +241,18 @@ class DiskDatabase:
         ):
             raise ValueError(f"{restored!r} is not a disk store read back from a checkpoint")
         return self.store(restored._name)
+
+    def factory(self, partition: int) -> Callable[[], DiskPendingStore]:
+        """The store factory of a partition's join (``PendingStores``)."""
+        return lambda: self.store(str(partition))
+
+    def clear_all(self) -> None:
+        """Empty every partition's pending predictions, on disk too (a durable write)."""
+        for store in self._stores.values():
+            store.clear()
+        self._backend.write([(b"P", b"Q")], [], [])
+        for store in self._stores.values():
+            store._committed()
 
     def extra(self, key: bytes) -> bytes | None:
         """An extra record as of the last commit."""

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from predwatch.records import Label, Prediction
-from predwatch.windowing.pending import CompactStore, StoreFactory
+from predwatch.windowing.pending import CompactStore, PendingStore, StoreFactory
 from predwatch.windowing.watermark import Watermark, combined
 
 # What of an ended id has been read: its prediction, its label, or both.
@@ -106,6 +106,11 @@ class PartitionJoin:
         self._ended: OrderedDict[str, int] = OrderedDict()  # id -> PREDICTION | LABEL read
         self._high_mark = float("-inf")
         self._label_deadlines: list[tuple[float, str]] = []
+
+    def bind_store(self, bind: Callable[[object], PendingStore]) -> None:
+        """Give a join read back from a checkpoint its live store: one kept outside the
+        checkpoint (on disk) is written there only as its name."""
+        self._predictions = bind(self._predictions)
 
     @property
     def pending_predictions(self) -> int:

@@ -42,7 +42,7 @@ import msgspec
 
 from predwatch.records import Prediction
 
-__all__ = ["CompactStore", "PendingStore", "StoreFactory"]
+__all__ = ["CompactStore", "PendingStore", "PendingStores", "StoreFactory"]
 
 
 class PendingStore(Protocol):
@@ -61,6 +61,17 @@ class PendingStore(Protocol):
 
 StoreFactory = Callable[[], PendingStore]
 """Makes an empty store, one per partition's join."""
+
+
+class PendingStores(Protocol):
+    """Where the joins keep pending predictions when not in memory (``state.store: disk``)."""
+
+    def factory(self, partition: int) -> StoreFactory:
+        """The store of a partition's join."""
+
+    def bind(self, restored: object) -> PendingStore:
+        """The live store a store read back from a checkpoint names."""
+
 
 _encode = msgspec.msgpack.Encoder().encode
 _new_tuple = tuple.__new__
