@@ -236,11 +236,11 @@ class StateSettings(_Section):
     @model_validator(mode="after")
     def _disk_store_needs_a_directory(self) -> StateSettings:
         if self.store == "disk" and not self.dir:
-            raise ValueError("store: disk keeps pending predictions in state.dir: set state.dir")
+            raise ValueError("store 'disk' keeps pending predictions in state.dir: set state.dir")
         if self.store == "disk" and self.topic:
             raise ValueError(
-                "store: disk keeps pending predictions on this instance's disk and cannot move "
-                "them through state.topic: use store: memory with state.topic"
+                "store 'disk' keeps pending predictions on this instance's disk and cannot move "
+                "them through state.topic: use store 'memory' with state.topic"
             )
         return self
 

@@ -88,6 +88,16 @@ CASES = [
         "models: {f: {task: binary}}\njoin: {max_pending: -1}",
         "join.max_pending: input should be greater than or equal to 0",
     ),
+    # Pending predictions on disk live in the state directory, and stay on this instance.
+    Case(
+        "models: {f: {task: binary}}\nstate: {store: disk}",
+        "state: store 'disk' keeps pending predictions in state.dir: set state.dir",
+    ),
+    Case(
+        "models: {f: {task: binary}}\nstate: {store: disk, dir: /tmp/s, topic: predwatch-state}",
+        "state: store 'disk' keeps pending predictions on this instance's disk and cannot move "
+        "them through state.topic: use store 'memory' with state.topic",
+    ),
     # Without models there is nothing to monitor.
     Case("join: {grace: 5s}", "models: is required"),
     Case("models: {}", "models: needs at least one model, e.g. 'models: {fraud: {task: binary}}'"),
