@@ -124,6 +124,9 @@ _SPECS: list[Spec] = [
     Spec("predwatch_folded_values_total", "counter",
          "Values from events (versions, classes, tag values) past their cap, counted as other.",
          ("model", "kind")),
+    Spec("predwatch_partition_events_total", "counter",
+         "Events of an input partition by outcome; they move with the partition to its new "
+         "owner, so the sum over a group's instances is exact.", ("partition", "outcome")),
     Spec("predwatch_pending_predictions", "gauge", "Predictions waiting for their label.", (),
          "pending_predictions", "count", bounds=NON_NEGATIVE),
     Spec("predwatch_pending_labels", "gauge", "Labels waiting for their prediction.", (),

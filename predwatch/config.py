@@ -217,9 +217,16 @@ class HttpSettings(_Section):
 
 
 class StateSettings(_Section):
-    """Checkpoints of the monitor's state and the offsets it reflects (off without ``dir``)."""
+    """Checkpoints of the monitor's state and the offsets it reflects (off without ``dir`` and
+    ``topic``).
+
+    ``topic``: a Kafka topic where each input partition's state (its join and outcome counts)
+    is checkpointed, so that it moves with the partition to whichever instance of the group
+    takes it over. ``dir``: a local directory for this instance's whole state.
+    """
 
     dir: str | None = None  # a directory only this instance writes; None: no checkpoints
+    topic: str | None = None  # a topic the group's instances share; None: partition state stays
     checkpoint_every: Duration = Field(default=10.0, gt=0.0)
 
 

@@ -43,7 +43,13 @@ from predwatch.events import Decoder
 from predwatch.pipeline.batch import Batch
 from predwatch.pipeline.builder import ReportBuilder
 from predwatch.pipeline.cardinality import VersionCap
-from predwatch.pipeline.counts import OUTCOMES, CountsStage, JoinCounts, ModelCounts
+from predwatch.pipeline.counts import (
+    OUTCOMES,
+    PARTITION_OUTCOMES,
+    CountsStage,
+    JoinCounts,
+    ModelCounts,
+)
 from predwatch.pipeline.delays import DelayStage
 from predwatch.pipeline.diagnostics import DiagnosticsStage
 from predwatch.pipeline.drift import DriftStage
@@ -83,6 +89,7 @@ class Monitor:
         self.settings = settings
         self.decoder = Decoder(settings)
         self._joins: dict[int, PartitionJoin] = {}
+        self._partition_counts: dict[int, Counter[str]] = {}  # outcomes, per input partition
         self._versions = VersionCap(settings.metrics.max_versions)
         self._label_fits = LabelFits({name: m.classes for name, m in settings.models.items()})
         self._counts = CountsStage()
@@ -172,6 +179,7 @@ class Monitor:
         if labels:
             self.last_event_time = max(self.last_event_time, max(map(_timestamp, labels)))
         result = self._join(partition, now).process(predictions, labels, now)
+        self._count(partition, result, len(predictions), len(labels), len(invalid))
         keys = list(map(_model_version, predictions))
         batch = Batch(self.event_clock, predictions, keys, len(labels), result, list(invalid))
         return self._run(batch, arrived=predictions)
@@ -179,9 +187,28 @@ class Monitor:
     def advance(self, now: float) -> Changes:
         """Expire, in every partition, what the watermarks have passed by ``now``."""
         result = JoinResult()
-        for join in self._joins.values():
-            join.expire(now, result)
+        for partition, join in self._joins.items():
+            expired = JoinResult()
+            join.expire(now, expired)
+            self._count(partition, expired)
+            _merge(result, expired)
         return self._run(Batch(self.event_clock, result=result))
+
+    def _count(
+        self,
+        partition: int,
+        result: JoinResult,
+        predictions: int = 0,
+        labels: int = 0,
+        invalid: int = 0,
+    ) -> None:
+        """Add a join result's outcomes to its partition's counts, which move with it."""
+        counts = self._partition_counts.setdefault(partition, Counter())
+        counts["predictions"] += predictions
+        counts["labels"] += labels - len(result.invalid_labels)
+        counts["invalid"] += invalid + len(result.invalid_labels)
+        for outcome in OUTCOMES:
+            counts[outcome] += len(getattr(result, outcome))
 
     def _join(self, partition: int, now: float) -> PartitionJoin:
         join = self._joins.get(partition)
@@ -302,12 +329,32 @@ class Monitor:
         for partition, mark in self.watermarks(now).items():
             if mark is not None and math.isfinite(mark):
                 builder.watermarks[partition] = mark
+        self._report_partitions(builder)
         builder.last_event_time = self.last_event_time
         for model, count in sorted(self._versions.folded.items()):
             builder.add("predwatch_folded_values_total", (model, "version"), count)
         for value in extra:
             builder.add(value.metric, value.labels, value.value, value.samples)
         return builder.build()
+
+    def _report_partitions(self, builder: ReportBuilder) -> None:
+        """Each partition's outcome counts and pending events: the counters that move with a
+        partition to another instance, so their sum over a group's instances is exact."""
+        if not builder.wants("predwatch_partition_events_total"):
+            return
+        for partition in sorted(self._joins):
+            counts = self._partition_counts.get(partition, Counter())
+            if not counts.total():
+                continue  # nothing read of it yet
+            join = self._joins[partition]
+            entry = {name: counts[name] for name in PARTITION_OUTCOMES}
+            entry["pending_predictions"] = join.pending_predictions
+            entry["pending_labels"] = join.pending_labels
+            builder.partitions[partition] = entry
+            for name in PARTITION_OUTCOMES:
+                builder.add(
+                    "predwatch_partition_events_total", (str(partition), name), counts[name]
+                )
 
     def _with_alerts(self, report: Report) -> Report:
         summary = {**report.summary, "alerts": [t.as_dict() for t in self.alert_log]}
@@ -342,10 +389,58 @@ class Monitor:
 
     # --- state -----------------------------------------------------------------------------
 
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this monitor holds a join of."""
+        return sorted(self._joins)
+
+    def partition_state(self, partition: int) -> dict[str, Any]:
+        """What moves with a partition to another instance: its join (pending events, ended ids,
+        watermarks) and its outcome counts, as checkpoint data."""
+        join = self._joins.get(partition)
+        return {
+            "join": None if join is None else to_data(join),
+            "counts": dict(self._partition_counts.get(partition, Counter())),
+        }
+
+    def load_partition(self, partition: int, state: Mapping[str, Any]) -> None:
+        """Take over a partition from ``partition_state`` (of this or another instance), in
+        place of what this monitor held of it; ``StateError`` if malformed (then unchanged)."""
+        try:
+            join = None if state["join"] is None else from_data(state["join"])
+            counts = Counter({str(k): int(v) for k, v in state["counts"].items()})
+        except StateError:
+            raise
+        except (LookupError, TypeError, ValueError, AttributeError) as error:
+            raise StateError(f"its partition state is malformed ({error!r})") from error
+        if join is not None and not isinstance(join, PartitionJoin):
+            raise StateError("its partition state holds no join")
+        self.drop_partition(partition)
+        if join is not None:
+            self._joins[partition] = join
+            # The clocks are this monitor's: the partition's events are now among those seen.
+            predicted, labelled = (
+                join.prediction_mark.max_event_time,
+                join.label_mark.max_event_time,
+            )
+            if predicted is not None:
+                self.event_clock = max(self.event_clock, predicted)
+            for latest in (predicted, labelled):
+                if latest is not None:
+                    self.last_event_time = max(self.last_event_time, latest)
+        self._partition_counts[partition] = counts
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget a partition another instance now owns: its pending events and counts go with
+        it, so they are neither expired nor exported here."""
+        self._joins.pop(partition, None)
+        self._partition_counts.pop(partition, None)
+
     def state(self) -> dict[str, Any]:
         """All state as checkpoint data (``predwatch.state.codec``): msgpack-ready, no pickle."""
         return {
             "joins": to_data(self._joins),
+            "partition_counts": [[p, dict(c)] for p, c in self._partition_counts.items()],
             "versions": to_data(self._versions),
             "stages": {stage.name: stage.state() for stage in self.stages},
             "alerts": to_data(self.alerts),
@@ -360,6 +455,9 @@ class Monitor:
         loaded = Monitor(self.settings)
         try:
             loaded._joins = from_data(state["joins"])
+            loaded._partition_counts = {
+                int(p): Counter(c) for p, c in state.get("partition_counts", [])
+            }
             loaded._versions = from_data(state["versions"])
             for stage in loaded.stages:
                 stage.load_state(state["stages"][stage.name])
@@ -391,6 +489,11 @@ class Monitor:
         monitor = cls(settings, profiles)
         monitor.load_state(unseal(snapshot, fingerprint(settings)))
         return monitor
+
+
+def _merge(into: JoinResult, result: JoinResult) -> None:
+    for item in dataclasses.fields(JoinResult):
+        getattr(into, item.name).extend(getattr(result, item.name))
 
 
 def _clock_value(value: Any) -> float:

@@ -14,19 +14,24 @@ of state, and shown on ``/readyz``; the loop never spins and never crashes on
 it. Only a configuration that cannot work (unequal partition counts) stops
 the service, with a ``SourceError`` of one sentence.
 
-When a rebalance takes partitions away, what was processed is committed and
-the partitions' pending events stay here until they expire. The new owner
-starts after the committed offsets, so no event is counted twice; a label it
-reads for a prediction still pending here counts as an orphan there. Handing
-the pending state over with the partition needs checkpoints in Kafka.
+Checkpoints (``state.topic``, ``state.dir``) are written from the poll loop
+every ``state.checkpoint_every`` and on shutdown, and offsets are committed only
+once the state reflecting them is durable. While a checkpoint cannot be
+written, the assigned partitions are paused (polling goes on, so the member
+stays in its group) and resumed once one is.
 
-With ``state.dir`` set, the monitor's state is checkpointed with the offsets
-it reflects (``predwatch.state.checkpoints``) every ``state.checkpoint_every``,
-when partitions are revoked and on shutdown, and offsets are committed only
-after their checkpoint is durable. At the first assignment the monitor is
-restored from the newest good checkpoint; at every assignment each partition is
-sought to the offset the state reflects: the events after it are read again
-and counted once.
+- With ``state.topic``, each partition's state is checkpointed to Kafka and
+  moves with the partition (``predwatch.consumer.handoff``): assigned
+  partitions are paused until the loop has restored them and sought them to
+  the offsets their state reflects.
+- With ``state.dir`` alone, this instance's whole state is checkpointed there
+  (``predwatch.state.checkpoints``) and restored at the first assignment; at
+  every assignment each partition is sought to the offset the state reflects.
+- With neither, offsets are committed after each batch; a partition that moves
+  starts empty at its new owner.
+
+The rebalance callbacks run on the client's network thread, so they never
+block on the group coordinator.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from kafka.structs import OffsetAndMetadata
 from predwatch.config import Settings
 from predwatch.consumer.client import consumer_settings
 from predwatch.consumer.dead_letters import DeadLetters
+from predwatch.consumer.handoff import Handoff
 from predwatch.consumer.isolation import process_raw
 from predwatch.consumer.reachability import Reachability, open_connections
 from predwatch.exporter.health import Health
@@ -53,6 +59,7 @@ from predwatch.records import Raw
 from predwatch.redact import redact
 from predwatch.state.checkpoints import CheckpointStore
 from predwatch.state.codec import StateError
+from predwatch.state.partition_topic import PartitionCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +75,15 @@ class SourceError(RuntimeError):
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Commits what was processed before partitions move to another member."""
+    """Hands partitions over when the group rebalances. It runs on the client's network
+    thread, so nothing here may block on the group coordinator (commit, committed)."""
 
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
-        self._source.save()
+        self._source.revoked(revoked)
         self._source.health.forget((tp.topic, tp.partition) for tp in revoked)
         if revoked:
             log.info("partitions revoked: %s", _names(revoked))
@@ -84,7 +92,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         assigned = list(assigned)
         if assigned:
             log.info("partitions assigned: %s", _names(assigned))
-        self._source.resume(assigned)
+        self._source.assigned(assigned)
 
 
 def _store(settings: Settings) -> CheckpointStore | None:
@@ -135,6 +143,17 @@ class KafkaSource:
         )
         self._state = ""
         self._store = _store(settings)
+        self._partition_checkpoints = (
+            PartitionCheckpoints(settings) if settings.state.topic else None
+        )
+        self._handoff = (
+            Handoff(self._partition_checkpoints, monitor, lock, self._topics())
+            if self._partition_checkpoints is not None
+            else None
+        )
+        self._checkpointing = self._store is not None or self._handoff is not None
+        self._paused = False  # consumption paused while checkpoints cannot be written
+        self._waiting: set[TopicPartition] = set()  # assigned, paused until restored
         self._checkpoint_every = settings.state.checkpoint_every
         self._positions: dict[TopicPartition, int] = {}  # next offsets the monitor reflects
         self._restored = False  # the monitor was restored (or found no checkpoint) once
@@ -158,6 +177,8 @@ class KafkaSource:
         finally:
             self.save()
             consumer.close(autocommit=False)
+            if self._partition_checkpoints is not None:
+                self._partition_checkpoints.close()
             if self._dead_letters is not None:
                 self._dead_letters.close()
             self.health.set_ready(False, "stopped")
@@ -189,6 +210,22 @@ class KafkaSource:
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
             self._check_partitions({t: len(p) for t, p in counts.items() if p})
+            if self._partition_checkpoints is not None:
+                try:
+                    self._partition_checkpoints.ensure_topic(len(counts[self._topics()[0]]))
+                except StateError as error:
+                    raise SourceError(str(error)) from None
+                except KafkaError as error:
+                    consumer.close(autocommit=False)
+                    topic = self._partition_checkpoints.topic
+                    self._say(
+                        f"cannot create or describe state.topic '{topic}' "
+                        f"({type(error).__name__}); retrying; check that this user may create it",
+                        ready=False,
+                    )
+                    stop.wait(delay)
+                    delay = min(delay * 2, MAX_BACKOFF)
+                    continue
             consumer.subscribe(list(self._topics()), listener=_Rebalance(self))
             self._say(self._consuming(), ready=True, level=logging.INFO)
             return consumer
@@ -223,9 +260,11 @@ class KafkaSource:
                 continue
             now = self._clock()
             self.health.polled(now)
+            if self._waiting:
+                self._restore_waiting(consumer)
             if records:
                 self._process(records, now)
-                if self._store is None:
+                if not self._checkpointing:
                     self.commit()
                 if self._after_batch is not None:
                     self._after_batch(now)
@@ -234,10 +273,10 @@ class KafkaSource:
                 with self._lock:
                     self._monitor.advance(now)
                 last_advance = now
-            if self._store is not None and (
+            if self._checkpointing and (
                 time.monotonic() - last_checkpoint >= self._checkpoint_every
             ):
-                self.save()
+                self._hold_back(consumer, durable=self.save())
                 last_checkpoint = time.monotonic()
             if now - last_lag >= LAG_EVERY:
                 self._update_lag(consumer)
@@ -289,14 +328,46 @@ class KafkaSource:
                     self._processed[tp] = OffsetAndMetadata(self._positions[tp], "", -1)
             self._dirty = True
 
-    def save(self) -> None:
-        """Checkpoint (with ``state.dir``) and then commit what was processed; without
-        ``state.dir``, commit only."""
-        if self._store is None:
+    def _hold_back(self, consumer: KafkaConsumer, durable: bool) -> None:
+        """Pause consumption while checkpoints fail, resume once one is written.
+
+        Reading on would only grow what is not durable and what a crash re-reads; polling
+        goes on (with nothing returned) so this member stays in its group.
+        """
+        if not durable and not self._paused:
+            consumer.pause(*consumer.assignment())
+            self._paused = True
+            log.warning("consumption paused until a checkpoint can be written")
+        elif durable and self._paused:
+            consumer.resume(*(consumer.paused() - self._waiting))
+            self._paused = False
+            log.info("a checkpoint was written: consumption resumed")
+
+    def _level(self) -> int:
+        """A failing checkpoint is an error once; while paused on it, retries are debug."""
+        return logging.DEBUG if self._paused else logging.ERROR
+
+    def save(self) -> bool:
+        """Checkpoint (with ``state.topic`` or ``state.dir``) and then commit what was processed;
+        without either, commit only. Whether the state is durable."""
+        if not self._checkpointing:
             self.commit()
-            return
+            return True
         if not self._dirty:
-            return
+            return True
+        if self._handoff is not None and self._consumer is not None:
+            partitions = self._handoff.owned
+            if not self._handoff.save(self._consumer, self._positions, partitions, self._level()):
+                return False
+            if self._store is None:
+                self._dirty = False
+                return True
+        return self._save_local()
+
+    def _save_local(self, blocking: bool = True) -> bool:
+        """Write this instance's whole state to ``state.dir``; with ``state.topic`` the offsets
+        were committed with the partitions' checkpoints already."""
+        assert self._store is not None
         with self._lock:
             state = self._monitor.state()
             positions = dict(self._positions)
@@ -304,18 +375,66 @@ class KafkaSource:
         try:
             path = self._store.save(state, offsets)
         except (OSError, StateError) as error:
-            log.error(
+            log.log(
+                self._level(),
                 "cannot write a checkpoint to state.dir %s (%s); offsets are not committed "
                 "until one is written",
                 self._store.directory,
                 error,
             )
-            return
+            return False
         log.debug("checkpoint %s written", path)
         self._dirty = False
-        # Offsets are committed only now that the state reflecting them is durable.
-        self._processed = {tp: OffsetAndMetadata(o, "", -1) for tp, o in positions.items()}
-        self.commit()
+        if self._handoff is None:
+            # Offsets are committed only now that the state reflecting them is durable.
+            self._processed = {tp: OffsetAndMetadata(o, "", -1) for tp, o in positions.items()}
+            self.commit(blocking)
+        return True
+
+    def revoked(self, revoked: list[TopicPartition]) -> None:
+        """Partitions go to the group's next assignment. With ``state.topic`` they are taken
+        out of the monitor (their newest checkpoint is in the topic); with ``state.dir`` a
+        checkpoint is written; without either, what was processed is committed."""
+        if self._handoff is not None:
+            self._handoff.revoked(sorted({tp.partition for tp in revoked}), self._positions)
+            for tp in revoked:
+                self._positions.pop(tp, None)
+                self._processed.pop(tp, None)
+            self._waiting -= set(revoked)
+        elif self._store is not None:
+            if self._dirty:
+                self._save_local(blocking=False)
+        else:
+            self.commit(blocking=False)
+
+    def assigned(self, assigned: list[TopicPartition]) -> None:
+        """With ``state.topic``, pause the assigned partitions until the poll loop has restored
+        their state (it may block there); with ``state.dir``, restore and seek now."""
+        if self._handoff is not None and self._consumer is not None:
+            self._consumer.pause(*assigned)
+            self._waiting |= set(assigned)
+            return
+        self.resume(assigned)
+
+    def _restore_waiting(self, consumer: KafkaConsumer) -> None:
+        """Restore the partitions assigned last, then let them be read."""
+        assert self._handoff is not None
+        if not self._restored:
+            self._restored = True
+            if self._store is not None:  # this instance's own view; partitions come from the topic
+                with self._lock:
+                    self._store.load(self._monitor)
+                    for partition in self._monitor.partitions:
+                        self._monitor.drop_partition(partition)
+        waiting, self._waiting = self._waiting, set()
+        how = self._handoff.restore(consumer, sorted({tp.partition for tp in waiting}))
+        if how:
+            log.info(
+                "partition state from state.topic: %s",
+                ", ".join(f"{p} {way}" for p, way in sorted(how.items())),
+            )
+        if not self._paused:
+            consumer.resume(*(waiting & consumer.assignment()))
 
     def resume(self, assigned: list[TopicPartition]) -> None:
         """At the first assignment, restore the monitor from the newest good checkpoint; at
@@ -341,11 +460,15 @@ class KafkaSource:
         if sought:
             log.info("resuming from the offsets the state reflects: %s", _names(sought))
 
-    def commit(self) -> None:
-        """Commit the offsets of everything the monitor has processed."""
+    def commit(self, blocking: bool = True) -> None:
+        """Commit the offsets of everything the monitor has processed; ``blocking=False`` in a
+        rebalance callback, where the client cannot wait for the coordinator."""
         if self._consumer is None or not self._processed:
             return
         offsets, self._processed = self._processed, {}
+        if not blocking:
+            self._consumer.commit_async(offsets)
+            return
         try:
             self._consumer.commit(offsets)
         except CommitFailedError:

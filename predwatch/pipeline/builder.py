@@ -42,6 +42,7 @@ class ReportBuilder:
         self.segments: list[Segment] = []
         self.delays: dict[str, Delays] = {}
         self.watermarks: dict[int, float] = {}
+        self.partitions: dict[int, dict[str, int]] = {}
         self.last_event_time = -math.inf
         self.alerts: tuple[Alert, ...] = ()
         self.transitions: list[dict[str, Any]] = []
@@ -85,6 +86,7 @@ class ReportBuilder:
             "quality": self.quality,
             "comparisons": self.comparisons,
             "alerts": self.transitions,
+            "partitions": {str(p): counts for p, counts in sorted(self.partitions.items())},
         }
         return Report(
             at=self.clock,

@@ -27,6 +27,9 @@ OUTCOMES = (
     "late_predictions",
 )
 
+PARTITION_OUTCOMES = ("predictions", "labels", "invalid", *OUTCOMES)
+"""What a partition's counts hold (``Monitor.partition_state``)."""
+
 
 @dataclass
 class JoinCounts:
