@@ -1,4 +1,4 @@
-"""What checkpointing costs Kafka consumption: predwatch without and with ``state.dir``.
+"""What checkpointing costs Kafka consumption: predwatch without and with checkpoints.
 
 Starts one embedded broker (Tansu, in memory), produces ``--events`` generated
 predictions of the binary model ``fraud`` (ten features each) and their labels
@@ -13,9 +13,11 @@ process pinned to one CPU with a fresh consumer group, until every message is
 counted and every labelled prediction is joined:
 
 - ``off``: no ``state.dir``; offsets are committed after every batch;
-- ``on``: ``state.dir`` (a fresh temporary directory per run) with the default
-  ``state.checkpoint_every`` of 10 s: the consuming thread makes the state under
-  the monitor's lock, writes it durably and only then commits the offsets.
+- ``on``: ``state.dir`` (a fresh temporary directory per run; ``--source
+  topic``: ``state.topic`` instead, a fresh Kafka topic per run, where each
+  partition's state goes) with the default ``state.checkpoint_every`` of 10 s:
+  the consuming thread makes the state under the monitor's lock, writes it
+  durably and only then commits the offsets.
 
 Both are timed from the first poll that returned records until the end, so the
 group join counts for neither (the first checkpoint is due 10 s after the
@@ -27,7 +29,7 @@ size, the mean time a checkpoint took (state, write and commit) and the
 predictions pending at the last one, and the share of the timed span spent
 checkpointing; the one written on shutdown, after the timed span, is not
 counted. The ratio is what a user gets, and it is more than the checkpoints'
-share alone: with ``state.dir`` offsets are committed once per checkpoint
+share alone: with checkpoints, offsets are committed once per checkpoint
 instead of after every batch, which saves a commit round trip per poll. A
 checkpoint holds the whole monitor state, not only the pending predictions
 (metric statistics, the error tree, the memory of ended ids, ...), so it grows
@@ -37,6 +39,7 @@ asks that checkpointing cost at most 15% of throughput at the default interval.
     .venv/bin/python benchmarks/checkpoint_throughput.py            # 500,000 predictions, 3 rounds
     .venv/bin/python benchmarks/checkpoint_throughput.py --events 100000 --repeat 5
     .venv/bin/python benchmarks/checkpoint_throughput.py --every 2s  # another interval
+    .venv/bin/python benchmarks/checkpoint_throughput.py --source topic  # to a Kafka topic
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ TIMEOUT = 300.0  # seconds a side may take before it is declared stuck
 # --- a side, in a child process --------------------------------------------------------------
 
 
-def consume(bootstrap: str, expected: int, state_dir: str | None, every: str) -> dict[str, Any]:
+def consume(bootstrap: str, expected: int, state: dict[str, Any] | None) -> dict[str, Any]:
     """Run the service until every message is counted; throughput and checkpoints written."""
     from predwatch.commands.common import tune_gc
     from predwatch.config import StateSettings
@@ -81,9 +84,8 @@ def consume(bootstrap: str, expected: int, state_dir: str | None, every: str) ->
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # as `predwatch run` does
     settings = _settings(bootstrap, f"bench-checkpoint-{uuid.uuid4().hex}")
-    if state_dir is not None:
-        state = StateSettings.model_validate({"dir": state_dir, "checkpoint_every": every})
-        settings = settings.model_copy(update={"state": state})
+    if state is not None:
+        settings = settings.model_copy(update={"state": StateSettings.model_validate(state)})
     tune_gc()  # as `predwatch run` does
     service = Service(settings)
     consumers: list[Any] = []
@@ -123,7 +125,7 @@ def consume(bootstrap: str, expected: int, state_dir: str | None, every: str) ->
     counts = service.monitor.counts
     seen = counts.predictions + counts.labels + counts.invalid
     if "end" not in finished:
-        sys.exit(f"state {state_dir}: consumed {seen:,} of {expected:,} in {TIMEOUT:g} s")
+        sys.exit(f"state {state}: consumed {seen:,} of {expected:,} in {TIMEOUT:g} s")
     timed_span = [w for w in written if w["end"] <= finished["end"]]
     return {
         "messages": seen,
@@ -138,41 +140,45 @@ def consume(bootstrap: str, expected: int, state_dir: str | None, every: str) ->
 
 
 def _note_checkpoints(source: Any, monitor: Any, written: list[dict[str, Any]]) -> None:
-    """Note every checkpoint ``source`` writes: its size, how long ``source.save`` took
-    (state, write, commit) and the predictions pending then. Without a store, nothing."""
-    store = source._store  # the source's CheckpointStore, None without state.dir
-    if store is None:
-        return
-    save_checkpoint, save = store.save, source.save
-    files: list[int] = []
+    """Note every checkpoint ``source`` writes: its size (all partitions' with a state
+    topic), how long ``source.save`` took (state, write, commit) and the predictions pending
+    then. A save that writes nothing (nothing changed, or no state configured) is not noted."""
+    import predwatch.state.checkpoints as local
+    import predwatch.state.partition_topic as topic
 
-    def noted_store_save(state: Any, offsets: Any) -> Any:
-        path = save_checkpoint(state, offsets)
-        files.append(path.stat().st_size)
-        return path
+    sealed: list[int] = []  # bytes of every sealed checkpoint, in order
+    for module in (local, topic):
 
-    def noted_save() -> None:
-        before, begin = len(files), time.perf_counter()
+        def noted_seal(data: Any, fingerprint: str, seal: Any = module.seal) -> bytes:
+            blob: bytes = seal(data, fingerprint)
+            sealed.append(len(blob))
+            return blob
+
+        module.seal = noted_seal  # patched where each store calls it
+    save = source.save
+
+    def noted_save() -> Any:
+        before, begin = len(sealed), time.perf_counter()
         pending = monitor.counts.pending_predictions
-        save()
-        if len(files) > before:  # a checkpoint was written (nothing is when nothing changed)
+        durable = save()
+        if len(sealed) > before:
             end = time.perf_counter()
-            written.append(
-                {"end": end, "seconds": end - begin, "bytes": files[-1], "pending": pending}
-            )
+            size = sum(sealed[before:])
+            written.append({"end": end, "seconds": end - begin, "bytes": size, "pending": pending})
+        return durable
 
-    store.save = noted_store_save
     source.save = noted_save
 
 
 # --- the parent ------------------------------------------------------------------------------
 
 
-def measure(side: str, bootstrap: str, expected: int, every: str) -> dict[str, Any]:
+def measure(side: str, bootstrap: str, expected: int, every: str, source: str) -> dict[str, Any]:
     args = ["--side", side, "--bootstrap", bootstrap, "--expected", str(expected)]
     with tempfile.TemporaryDirectory(prefix="predwatch-checkpoints-") as state_dir:
         if side == "on":
-            args += ["--state-dir", state_dir, "--every", every]
+            where = state_dir if source == "dir" else f"bench-state-{uuid.uuid4().hex}"
+            args += ["--state", json.dumps({source: where, "checkpoint_every": every})]
         result = run_side(__file__, args, f"checkpoints-{side} side")
     result["rate"] = result["messages"] / result["seconds"]
     return result
@@ -182,17 +188,17 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def report(runs: dict[str, list[dict[str, Any]]], every: str) -> None:
+def report(runs: dict[str, list[dict[str, Any]]], every: str, source: str) -> None:
     print(
         "\ntimed from the first poll that returned records until every message was counted"
-        f"\n{'state.dir':<10} {'messages':>9} {'best s':>7} {'best msg/s':>11} "
+        f"\n{'state.' + source:<11} {'messages':>9} {'best s':>7} {'best msg/s':>11} "
         f"{'median msg/s':>13} {'worst msg/s':>12}"
     )
     for side in SIDES:
         rates = [r["rate"] for r in runs[side]]
         best = max(runs[side], key=lambda r: r["rate"])
         print(
-            f"{side:<10} {best['messages']:>9,} {best['seconds']:>7.2f} {best['rate']:>11,.0f} "
+            f"{side:<11} {best['messages']:>9,} {best['seconds']:>7.2f} {best['rate']:>11,.0f} "
             f"{statistics.median(rates):>13,.0f} {min(rates):>12,.0f}"
         )
     rounds = [on["rate"] / off["rate"] for off, on in zip(runs["off"], runs["on"], strict=True)]
@@ -202,7 +208,10 @@ def report(runs: dict[str, list[dict[str, Any]]], every: str) -> None:
         + ", ".join(f"{r:.3f}" for r in rounds)
         + f"  (cost {1 - max(rounds):.1%} .. {1 - min(rounds):.1%}; median {1 - paired:.1%})"
     )
-    print(f"\ncheckpoints of the 'on' side (state.checkpoint_every {every}), in the timed span:")
+    print(
+        f"\ncheckpoints of the 'on' side (state.{source}, state.checkpoint_every {every}), "
+        "in the timed span:"
+    )
     for i, r in enumerate(runs["on"], 1):
         size = _mean([float(b) for b in r["checkpoint_bytes"]])
         took = _mean(r["checkpoint_seconds"])
@@ -233,10 +242,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--expected", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--state-dir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--source",
+        choices=("dir", "topic"),
+        default="dir",
+        help="where the 'on' side checkpoints: state.dir (default) or state.topic (Kafka)",
+    )
+    parser.add_argument("--state", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.side:
-        print(json.dumps(consume(args.bootstrap, args.expected, args.state_dir, args.every)))
+        print(json.dumps(consume(args.bootstrap, args.expected, args.state)))
         return
 
     sys.path.insert(0, str(ROOT))
@@ -258,8 +273,9 @@ def main(argv: list[str] | None = None) -> None:
         del predictions, labels
         for _ in range(args.repeat):  # sides alternate, so a noisy moment hits both alike
             for side in SIDES:
-                runs[side].append(measure(side, broker.bootstrap_servers, expected, args.every))
-    report(runs, args.every)
+                bootstrap = broker.bootstrap_servers
+                runs[side].append(measure(side, bootstrap, expected, args.every, args.source))
+    report(runs, args.every, args.source)
 
 
 if __name__ == "__main__":
