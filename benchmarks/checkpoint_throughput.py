@@ -7,7 +7,10 @@ once (untimed) to two co-partitioned topics of three partitions, as
 ``join.idle_timeout``, a 6 s session timeout). The generated labels come a mean
 of five minutes (event time) after their prediction and a tenth never come, so
 with the default one-hour ``join.label_timeout`` some ten thousand predictions
-stay pending at any moment, and every checkpoint carries them. Then each side
+stay pending in event time. Everything is produced first, so the consumer
+catches up on a backlog, as after an outage, and reads the labels topic (smaller
+messages) ahead of the predictions: at a checkpoint some hundred thousand labels
+wait for their predictions too, and they make most of its size. Then each side
 runs ``predwatch.service.Service`` as ``predwatch run`` starts it, in a fresh
 process pinned to one CPU with a fresh consumer group, until every message is
 counted and every labelled prediction is joined:
@@ -25,16 +28,14 @@ consumer started, the join included). Each round runs both sides back to back;
 the cost is judged by the median of the rounds' ratios (as in
 ``drift_cost.py``), which one lucky run on a shared machine cannot move. The
 ``on`` side also shows the checkpoints written in the timed span, their mean
-size, the mean time a checkpoint took (state, write and commit) and the
-predictions pending at the last one, and the share of the timed span spent
-checkpointing; the one written on shutdown, after the timed span, is not
+size, the mean time a checkpoint took (state, write and commit), the
+predictions and labels pending at the last one, and the share of the timed span
+spent checkpointing; the one written on shutdown, after the timed span, is not
 counted. The ratio is what a user gets, and it is more than the checkpoints'
 share alone: with checkpoints, offsets are committed once per checkpoint
-instead of after every batch, which saves a commit round trip per poll. A
-checkpoint holds the whole monitor state, not only the pending predictions
-(metric statistics, the error tree, the memory of ended ids, ...), so it grows
-as the stream goes on and a longer run costs more per checkpoint. Issue 11
-asks that checkpointing cost at most 15% of throughput at the default interval.
+instead of after every batch, which saves a commit round trip per poll. Issue
+11 asks that checkpointing cost at most 15% of throughput at the default
+interval.
 
     .venv/bin/python benchmarks/checkpoint_throughput.py            # 500,000 predictions, 3 rounds
     .venv/bin/python benchmarks/checkpoint_throughput.py --events 100000 --repeat 5
@@ -141,8 +142,9 @@ def consume(bootstrap: str, expected: int, state: dict[str, Any] | None) -> dict
 
 def _note_checkpoints(source: Any, monitor: Any, written: list[dict[str, Any]]) -> None:
     """Note every checkpoint ``source`` writes: its size (all partitions' with a state
-    topic), how long ``source.save`` took (state, write, commit) and the predictions pending
-    then. A save that writes nothing (nothing changed, or no state configured) is not noted."""
+    topic), how long ``source.save`` took (state, write, commit) and the predictions and
+    labels pending then. A save that writes nothing (nothing changed, or no state
+    configured) is not noted."""
     import predwatch.state.checkpoints as local
     import predwatch.state.partition_topic as topic
 
@@ -159,7 +161,8 @@ def _note_checkpoints(source: Any, monitor: Any, written: list[dict[str, Any]]) 
 
     def noted_save() -> Any:
         before, begin = len(sealed), time.perf_counter()
-        pending = monitor.counts.pending_predictions
+        counts = monitor.counts
+        pending = (counts.pending_predictions, counts.pending_labels)
         durable = save()
         if len(sealed) > before:
             end = time.perf_counter()
@@ -216,7 +219,11 @@ def report(runs: dict[str, list[dict[str, Any]]], every: str, source: str) -> No
         size = _mean([float(b) for b in r["checkpoint_bytes"]])
         took = _mean(r["checkpoint_seconds"])
         share = sum(r["checkpoint_seconds"]) / r["seconds"]
-        pending = f"{r['pending'][-1]:,}" if r["pending"] else "-"
+        pending = (
+            "{:,} predictions and {:,} labels".format(*r["pending"][-1])
+            if r["pending"]
+            else "nothing"
+        )
         print(
             f"  round {i}: {r['checkpoints']} written in {r['seconds']:.1f} s"
             + (f", mean {size / 1e6:.1f} MB, mean {took:.2f} s each" if size and took else "")
