@@ -9,8 +9,9 @@ of five minutes (event time) after their prediction and a tenth never come, so
 with the default one-hour ``join.label_timeout`` some ten thousand predictions
 stay pending in event time. Everything is produced first, so the consumer
 catches up on a backlog, as after an outage, and reads the labels topic (smaller
-messages) ahead of the predictions: at a checkpoint some hundred thousand labels
-wait for their predictions too, and they make most of its size. Then each side
+messages) ahead of the predictions: at a checkpoint up to some hundred thousand
+labels wait for their predictions too. A checkpoint also carries the memory of
+ended ids (``join.expired_id_memory``), which grows with the stream. Then each side
 runs ``predwatch.service.Service`` as ``predwatch run`` starts it, in a fresh
 process pinned to one CPU with a fresh consumer group, until every message is
 counted and every labelled prediction is joined:

@@ -250,7 +250,7 @@ def side(
                 if "readyz" not in marks or run.seconds_to("partitions assigned") is None:
                     return False
                 if state is not None:
-                    if run.pending() != pending:
+                    if run.seconds_to(RESUMED[source]) is None or run.pending() != pending:
                         return False
                     marks["visible"] = time.perf_counter() - run.started
                 return True
