@@ -3,10 +3,12 @@
 Decodes ``--events`` generated predictions of the binary model ``fraud`` (ten
 features each, as the other benchmarks generate them) with predwatch's decoder
 and adds them to one partition's join, with no label, so every one stays
-pending. It reports the bytes the join holds per pending prediction
-(``tracemalloc``: the memory allocated while adding them and still held), next
-to a baseline measured the same way in the same run: the raw JSON message
-bytes kept in a dict by id, the least a store of whole messages could hold.
+pending. It reports the bytes the join holds per pending prediction in its
+compact in-memory store (``tracemalloc``: the memory allocated while adding
+them and still held), next to two figures measured the same way in the same
+run: the layout the join had before the store (the decoded records in a dict by
+id, a heap of (deadline, id) tuples), and the raw JSON message bytes kept in a
+dict by id, what a store of whole messages would hold.
 
     .venv/bin/python benchmarks/pending_memory.py                 # 100,000 predictions
     .venv/bin/python benchmarks/pending_memory.py --events 20000
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import heapq
 import json
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 
@@ -44,16 +48,21 @@ def main(argv: list[str] | None = None) -> None:
     from predwatch.events import Decoder
     from predwatch.records import Raw
     from predwatch.windowing.join import PartitionJoin
+    from predwatch.windowing.pending import CompactStore, StoreFactory
 
     predictions, _ = generate(args.events, seed=0, unlabelled=1.0)
     messages = [json.dumps(p).encode() for p in predictions]
     decoder = Decoder(Settings.model_validate({"models": {"fraud": {"task": "binary"}}}))
 
-    def join_them() -> PartitionJoin:
+    def join_them(store: StoreFactory = CompactStore) -> PartitionJoin:
         decoded, invalid = decoder.predictions([Raw(m) for m in messages])
         assert not invalid and len(decoded) == args.events
         join = PartitionJoin(
-            label_timeout=30 * 86400, grace=60, idle_timeout=1e9, expired_id_memory=100_000
+            label_timeout=30 * 86400,
+            grace=60,
+            idle_timeout=1e9,
+            expired_id_memory=100_000,
+            store=store,
         )
         join.process(decoded, [], now=0.0)
         assert join.pending_predictions == args.events
@@ -66,12 +75,25 @@ def main(argv: list[str] | None = None) -> None:
             for p, m in zip(predictions, messages, strict=True)
         }
 
-    rows = [("predwatch join (decoded, pending)", held_bytes(join_them)[0])]
+    def decoded_dict() -> tuple[dict[str, Any], list[tuple[float, str]]]:
+        # The join's layout before the compact store: the records, and a deadline heap.
+        decoded, _ = decoder.predictions([Raw(m) for m in messages])
+        by_id = {p.id: p for p in decoded}
+        heap: list[tuple[float, str]] = []
+        for p in decoded:
+            heapq.heappush(heap, (p.timestamp + 30 * 86400, p.id))
+        return by_id, heap
+
+    rows = [("predwatch join (compact store)", held_bytes(join_them)[0])]
+    # Without the latest 512 to 1,024 kept unpacked: what each packed one costs.
+    all_packed = partial(join_them, partial(CompactStore, recent=0))
+    rows.append(("  the same, every one packed", held_bytes(all_packed)[0]))
+    rows.append(("before: decoded records, deadline heap", held_bytes(decoded_dict)[0]))
     rows.append(("baseline: raw message bytes by id", held_bytes(raw_dict)[0]))
     print(f"{args.events:,} pending predictions, ten features each")
-    print(f"{'side':<38} {'MB':>8} {'bytes per prediction':>22}")
+    print(f"{'side':<40} {'MB':>8} {'bytes per prediction':>22}")
     for name, size in rows:
-        print(f"{name:<38} {size / 1e6:8.1f} {size / args.events:22,.0f}")
+        print(f"{name:<40} {size / 1e6:8.1f} {size / args.events:22,.0f}")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ class JoinSettings(_Section):
     grace: Duration = 60.0
     idle_timeout: Duration = 60.0
     expired_id_memory: int = Field(default=1_000_000, ge=0)
+    # Pending predictions a partition keeps at most (0: no cap); beyond, the oldest are evicted.
+    max_pending: int = Field(default=0, ge=0)
 
 
 class FieldNames(_Section):

@@ -62,13 +62,16 @@ from predwatch.state.codec import StateError, from_data, to_data
 from predwatch.state.envelope import fingerprint, seal, unseal
 from predwatch.windowing.join import JoinResult, PartitionJoin, label_fits
 
-__all__ = ["Changes", "JoinCounts", "ModelCounts", "Monitor"]
+__all__ = ["Changes", "Held", "JoinCounts", "ModelCounts", "Monitor"]
 
 ALERT_LOG_SIZE = 10_000  # transitions kept for the summary
 _model_version = attrgetter("model", "version")
 _model_of, _first = attrgetter("model"), itemgetter(0)
 _timestamp = attrgetter("timestamp")
 T = TypeVar("T")
+
+Held = tuple[PartitionJoin | None, Counter[str]]
+"""A partition taken out of a monitor as it is: its join and outcome counts."""
 
 Tap = Callable[[Batch], None]
 """Something that observes every batch after the stages (e.g. ``predwatch compare``)."""
@@ -221,6 +224,7 @@ class Monitor:
                 j.expired_id_memory,
                 created=now,
                 fits=self._label_fits,
+                max_pending=j.max_pending,
             )
             self._joins[partition] = join
         return join
@@ -261,8 +265,10 @@ class Monitor:
                 batch.model(model).add_arrivals([p for p, _ in items], [k for _, k in items])
         for model, pairs in _by_model(result.matched).items():
             batch.model(model).add_matched(pairs, self._quality.columns_of(model))
-        # A prediction set aside as late will never get its label either.
-        for model, predictions in _by_model(result.unlabelled + result.late_predictions).items():
+        # A prediction set aside as late, or evicted over join.max_pending, will never get its
+        # label either: all end without one (coverage, drift's expired, the history).
+        ended = result.unlabelled + result.late_predictions + result.evicted
+        for model, predictions in _by_model(ended).items():
             batch.model(model).unlabelled = predictions
 
     # --- the report ------------------------------------------------------------------------
@@ -428,6 +434,17 @@ class Monitor:
             for latest in (predicted, labelled):
                 if latest is not None:
                     self.last_event_time = max(self.last_event_time, latest)
+        self._partition_counts[partition] = counts
+
+    def detach_partition(self, partition: int) -> Held:
+        """Take a partition out as it is (no copy), to ``attach_partition`` it again later."""
+        return self._joins.pop(partition, None), self._partition_counts.pop(partition, Counter())
+
+    def attach_partition(self, partition: int, held: Held) -> None:
+        """Put back a partition ``detach_partition`` took out."""
+        join, counts = held
+        if join is not None:
+            self._joins[partition] = join
         self._partition_counts[partition] = counts
 
     def drop_partition(self, partition: int) -> None:

@@ -83,6 +83,11 @@ CASES = [
         "join.grace: '5 minutes' is not a duration: unknown unit 'minutes'; use ms, s, m, h, "
         "d or w, such as 90, '90s', '15m', '1h' or '2d'",
     ),
+    # A cap on pending predictions is a count; 0 turns it off.
+    Case(
+        "models: {f: {task: binary}}\njoin: {max_pending: -1}",
+        "join.max_pending: input should be greater than or equal to 0",
+    ),
     # Without models there is nothing to monitor.
     Case("join: {grace: 5s}", "models: is required"),
     Case("models: {}", "models: needs at least one model, e.g. 'models: {fraud: {task: binary}}'"),

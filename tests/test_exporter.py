@@ -463,7 +463,7 @@ FLEET_RULES: dict[str, tuple[list[str], list[str], float, bool]] = {
     "model_version:predwatch_net_error:mean": (["net_error"], ["scored_pairs"], 1.0, False),
     "model_version:predwatch_label_coverage:ratio": (
         ["joined"],
-        ["joined", "unlabelled"],
+        ["joined", "unlabelled", "evicted"],
         1.0,
         False,
     ),
@@ -494,7 +494,7 @@ def test_recording_rules_aggregate_two_instances(tmp_path: Path) -> None:
     sums: dict[tuple[str, str], dict[str, Any]] = {}
     rules_text = (ROOT / "deploy/prometheus/recording-rules.yml").read_text()
     names = set(re.findall(r"\(\s*(predwatch_\w+)\{tag=\"\"\}", rules_text))
-    names |= {"predwatch_joined_total", "predwatch_unlabelled_total"}
+    names |= {"predwatch_joined_total", "predwatch_unlabelled_total", "predwatch_evicted_total"}
     for instance, parity in (("a", 0), ("b", 1)):
 
         def mine(events: list[dict[str, Any]], parity: int = parity) -> list[dict[str, Any]]:

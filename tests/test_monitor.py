@@ -66,6 +66,7 @@ def assert_invariants(monitor: Monitor) -> None:
         + c.pending_predictions
         + c.duplicate_predictions
         + c.late_predictions
+        + c.evicted
     )
     assert c.labels == c.matched + c.orphan_labels + c.late_labels + c.duplicate_labels + (
         c.pending_labels

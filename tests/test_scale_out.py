@@ -40,6 +40,7 @@ OUTCOMES = (
     "duplicate_predictions",
     "duplicate_labels",
     "late_predictions",
+    "evicted",
 )
 
 

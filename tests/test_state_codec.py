@@ -291,3 +291,14 @@ def test_other_settings_and_other_formats_are_refused(monkeypatch: pytest.Monkey
     monkeypatch.undo()
     with pytest.raises(StateError, match=r"it has format 99 .* but this predwatch reads format 3"):
         unseal(future, fingerprint(SETTINGS))
+
+
+def test_a_vectordict_of_a_regression_leaf_round_trips() -> None:
+    # river keeps a regression leaf's linear model weights in its compiled VectorDict.
+    from river.utils import VectorDict
+
+    weights = VectorDict({"x": 0.25, "y": -3.0})
+    back = from_data(to_data({"weights": weights, "again": weights}))
+    assert type(back["weights"]) is VectorDict
+    assert dict(back["weights"]) == {"x": 0.25, "y": -3.0}
+    assert back["again"] is back["weights"]

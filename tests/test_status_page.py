@@ -170,6 +170,20 @@ def test_the_history_chart_draws_every_window_and_the_band(tmp_path: Path) -> No
     assert caption.startswith("accuracy per 1h window") and "LATEST OUTSIDE THE BAND" in caption
 
 
+def test_the_header_names_evicted_predictions_only_when_there_are_some(tmp_path: Path) -> None:
+    join = {"matched": 80, "unlabelled": 20, "pending_predictions": 7}
+    headers = {}
+    for name, evicted in (("none", {}), ("some", {"evicted": 5})):
+        page = tmp_path / f"{name}.html"
+        page.write_text(render_page(status_document(report(join={**join, **evicted})), False))
+        [header] = dump(page.as_uri(), tmp_path / name).find("header", "top")
+        headers[name] = " ".join("".join(header.text).split())
+    assert "never labelled 20" in headers["none"] and "evicted" not in headers["none"]
+    assert "never labelled 20 · evicted 5" in headers["some"]
+    # Evicted predictions never got a label: 80 of 105 settled.
+    assert "label coverage 76.2%" in headers["some"]
+
+
 def test_text_from_events_is_shown_as_text_never_as_markup(tmp_path: Path) -> None:
     base = report()
     base.summary["models"]["fraud"]["v2"]["drift"]["data"]["1h"]["<img src=x>"] = {

@@ -38,7 +38,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from predwatch.monitor import Monitor
+from predwatch.monitor import Held, Monitor
 from predwatch.state.codec import StateError
 from predwatch.state.partition_topic import Checkpoint, PartitionCheckpoints, Pointer
 
@@ -65,7 +65,7 @@ class Handoff:
         self._written: dict[int, tuple[Pointer, Pointer | None]] = {}  # owned: newest, previous
         self._committed: dict[int, Committed] = {}  # owned: what this member committed last
         # Revoked: what this member committed last, its state, the offsets it was read to.
-        self._parked: dict[int, tuple[Committed | None, dict[str, Any], dict[str, int]]] = {}
+        self._parked: dict[int, tuple[Committed | None, Held, dict[str, int]]] = {}
 
     @property
     def owned(self) -> list[int]:
@@ -147,10 +147,9 @@ class Handoff:
             for partition in partitions:
                 self._written.pop(partition, None)
                 read_to = {tp.topic: o for tp, o in positions.items() if tp.partition == partition}
-                state = self._monitor.partition_state(partition)
-                self._monitor.drop_partition(partition)
+                held = self._monitor.detach_partition(partition)
                 committed = self._committed.pop(partition, None)
-                self._parked[partition] = (committed, state, read_to)
+                self._parked[partition] = (committed, held, read_to)
 
     def restore(self, consumer: KafkaConsumer, partitions: Iterable[int]) -> dict[int, str]:
         """Restore each newly assigned partition from its committed offsets and seek its input
@@ -166,7 +165,7 @@ class Handoff:
             committed = self._read_committed(consumer, partition)
             if parked is not None and parked[0] == committed:
                 with self._lock:
-                    self._monitor.load_partition(partition, parked[1])
+                    self._monitor.attach_partition(partition, parked[1])
                 self._seek(consumer, partition, parked[2])
                 if committed[0] is not None:
                     self._committed[partition] = committed

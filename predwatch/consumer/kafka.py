@@ -36,6 +36,7 @@ block on the group coordinator.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -153,6 +154,7 @@ class KafkaSource:
         )
         self._checkpointing = self._store is not None or self._handoff is not None
         self._paused = False  # consumption paused while checkpoints cannot be written
+        self._defect_said = False  # a state that cannot be checkpointed was logged
         self._waiting: set[TopicPartition] = set()  # assigned, paused until restored
         self._checkpoint_every = settings.state.checkpoint_every
         self._positions: dict[TopicPartition, int] = {}  # next offsets the monitor reflects
@@ -349,12 +351,27 @@ class KafkaSource:
 
     def save(self) -> bool:
         """Checkpoint (with ``state.topic`` or ``state.dir``) and then commit what was processed;
-        without either, commit only. Whether the state is durable."""
+        without either, commit only. Whether consumption may go on: the state is durable, or
+        it cannot be made into a checkpoint at all (a defect, said once: pausing would not
+        mend it, so consumption goes on and offsets stay uncommitted)."""
         if not self._checkpointing:
             self.commit()
             return True
         if not self._dirty:
             return True
+        try:
+            return self._save()
+        except StateError as error:
+            if not self._defect_said:
+                log.error(
+                    "cannot make a checkpoint of the state (%s); consuming on without one, and "
+                    "offsets are not committed: please report this as a defect",
+                    error,
+                )
+                self._defect_said = True
+            return True
+
+    def _save(self) -> bool:
         if self._handoff is not None and self._consumer is not None:
             partitions = self._handoff.owned
             if not self._handoff.save(self._consumer, self._positions, partitions, self._level()):
@@ -369,12 +386,12 @@ class KafkaSource:
         were committed with the partitions' checkpoints already."""
         assert self._store is not None
         with self._lock:
-            state = self._monitor.state()
+            state = self._monitor.state()  # StateError: a defect (see ``save``)
             positions = dict(self._positions)
         offsets = {(tp.topic, tp.partition): offset for tp, offset in positions.items()}
         try:
             path = self._store.save(state, offsets)
-        except (OSError, StateError) as error:
+        except OSError as error:
             log.log(
                 self._level(),
                 "cannot write a checkpoint to state.dir %s (%s); offsets are not committed "
@@ -403,7 +420,8 @@ class KafkaSource:
             self._waiting -= set(revoked)
         elif self._store is not None:
             if self._dirty:
-                self._save_local(blocking=False)
+                with contextlib.suppress(StateError):  # a defect: said by the next checkpoint
+                    self._save_local(blocking=False)
         else:
             self.commit(blocking=False)
 

@@ -97,13 +97,17 @@ def _finite(seconds: float) -> float | None:
 
 
 def _coverage(join: Mapping[str, int]) -> float | None:
-    """Share of the decided predictions that got their label (pending ones are undecided).
+    """Share of the decided predictions that got their label (pending ones are undecided;
+    evicted ones never get it).
 
-    >>> _coverage({"matched": 3, "unlabelled": 1}), _coverage({})
-    (0.75, None)
+    >>> _coverage({"matched": 3, "unlabelled": 1}), _coverage({"matched": 3, "evicted": 3})
+    (0.75, 0.5)
+    >>> _coverage({}) is None
+    True
     """
-    matched, unlabelled = join.get("matched", 0), join.get("unlabelled", 0)
-    return matched / (matched + unlabelled) if matched + unlabelled else None
+    matched = join.get("matched", 0)
+    settled = matched + join.get("unlabelled", 0) + join.get("evicted", 0)
+    return matched / settled if settled else None
 
 
 def _invalid(report: Report) -> dict[str, dict[str, int]]:

@@ -25,6 +25,7 @@ OUTCOMES = (
     "duplicate_predictions",
     "duplicate_labels",
     "late_predictions",
+    "evicted",
 )
 
 PARTITION_OUTCOMES = ("predictions", "labels", "invalid", *OUTCOMES)
@@ -36,7 +37,7 @@ class JoinCounts:
     """Cumulative outcome counts. Invariants, at every moment:
 
     ``predictions = matched + unlabelled + pending_predictions + duplicate_predictions
-    + late_predictions``
+    + late_predictions + evicted``
     ``labels = matched + orphan_labels + late_labels + duplicate_labels + pending_labels``
     """
 
@@ -52,6 +53,7 @@ class JoinCounts:
     duplicate_labels: int = 0
     invalid: int = 0
     late_predictions: int = 0
+    evicted: int = 0  # ended early: over join.max_pending
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -65,6 +67,7 @@ class ModelCounts:
     matched: int = 0
     unlabelled: int = 0
     duplicate_predictions: int = 0
+    evicted: int = 0
 
 
 class CountsStage:
@@ -102,6 +105,8 @@ class CountsStage:
             self._model((prediction.model, prediction.version)).unlabelled += 1
         for prediction in result.duplicate_predictions:
             self._model((prediction.model, prediction.version)).duplicate_predictions += 1
+        for prediction in result.evicted:
+            self._model((prediction.model, prediction.version)).evicted += 1
 
     def report(self, builder: ReportBuilder) -> None:
         counts = self.counts
@@ -112,6 +117,7 @@ class CountsStage:
             add("predwatch_predictions_total", (model, version), per_model.predictions)
             add("predwatch_joined_total", (model, version), per_model.matched)
             add("predwatch_unlabelled_total", (model, version), per_model.unlabelled)
+            add("predwatch_evicted_total", (model, version), per_model.evicted)
         add("predwatch_labels_total", (), counts.labels)
         add("predwatch_orphan_labels_total", (), counts.orphan_labels)
         add("predwatch_late_labels_total", (), counts.late_labels)
@@ -122,7 +128,7 @@ class CountsStage:
             add("predwatch_invalid_events_total", (topic, reason), count)
         add("predwatch_pending_predictions", (), counts.pending_predictions)
         add("predwatch_pending_labels", (), counts.pending_labels)
-        settled = counts.matched + counts.unlabelled
+        settled = counts.matched + counts.unlabelled + counts.evicted  # evicted: no label
         if settled:
             add("predwatch_label_coverage_ratio", (), counts.matched / settled, settled)
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from river.utils import VectorDict
 
 __all__ = ["ALLOWED_MODULES", "FACTORIES", "StateError", "from_data", "to_data"]
 
@@ -180,6 +181,11 @@ class _Writer:
             return ["random", self.remember(obj), version, list(internal), gauss]
         if kind is msgspec.Raw:  # a prediction's undecoded features: its JSON bytes
             return ["raw", bytes(obj)]
+        if kind is VectorDict:  # river's compiled dict of weights (a regression leaf's model)
+            items, default, mask, _ = obj.__reduce__()[1]
+            if default is not None or mask is not None:
+                raise StateError("cannot write a VectorDict with a default or a mask")
+            return ["vectordict", self.remember(obj), self.pairs(items)]
         if isinstance(obj, msgspec.Struct):  # e.g. a reference profile
             name = _name_of(kind)
             values = [self.write(getattr(obj, f)) for f in kind.__struct_fields__]
@@ -302,6 +308,12 @@ class _Reader:
                 return generator
             if tag == "raw":
                 return msgspec.Raw(bytes(data[1]))
+            if tag == "vectordict":
+                flat = data[2]
+                items = {
+                    self.read(k): self.read(v) for k, v in zip(flat[::2], flat[1::2], strict=True)
+                }
+                return self.keep(data[1], VectorDict(items))
             if tag == "enum":
                 return _lookup(data[1])(self.read(data[2]))
             if tag == "method":

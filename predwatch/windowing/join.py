@@ -18,10 +18,13 @@ time"). With ``T = label_timeout`` and ``G = grace``:
 Watermarks only decide when a pending event ends: a prediction once the join's
 watermark passes ``timestamp + T``, a label without prediction once it passes
 ``timestamp + G``; no event that could change their outcome can come after
-that without being behind. Two bounds of a real service bend the rule: an
+that without being behind. Three bounds of a real service bend the rule: an
 idle input's watermark follows the processing-time clock (``idle_timeout``) so
-that a quiet topic does not hold everything back, and the memory of ended ids
-is bounded (``expired_id_memory``); an id forgotten is new again.
+that a quiet topic does not hold everything back; the memory of ended ids is
+bounded (``expired_id_memory``), an id forgotten is new again; and with
+``max_pending`` a partition keeps at most that many pending predictions, the
+oldest (smallest deadline, then id) ending early as *evicted*, like an
+unlabelled one (a label read later is late).
 
 >>> from predwatch.events import Label, Prediction
 >>> join = PartitionJoin(label_timeout=3600, grace=60, idle_timeout=600, expired_id_memory=100)
@@ -44,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from predwatch.records import Label, Prediction
+from predwatch.windowing.pending import CompactStore, StoreFactory
 from predwatch.windowing.watermark import Watermark, combined
 
 # What of an ended id has been read: its prediction, its label, or both.
@@ -62,6 +66,7 @@ class JoinResult:
     duplicate_labels: list[Label] = field(default_factory=list)
     invalid_labels: list[Label] = field(default_factory=list)
     late_predictions: list[Prediction] = field(default_factory=list)  # behind their input
+    evicted: list[Prediction] = field(default_factory=list)  # ended early: over max_pending
 
 
 class PartitionJoin:
@@ -72,6 +77,8 @@ class PartitionJoin:
     when it ends never depends on which of the two came first. Ended ids are
     remembered with what was read of them (up to ``expired_id_memory``, oldest
     forgotten first), to tell duplicates and late labels from new events.
+    ``max_pending`` (0: no cap) bounds the pending predictions; ``store`` makes
+    the store they are kept in (``windowing/pending.py``).
     """
 
     def __init__(
@@ -82,20 +89,22 @@ class PartitionJoin:
         expired_id_memory: int,
         created: float | None = None,
         fits: Callable[[Prediction, Label], bool] | None = None,
+        store: StoreFactory = CompactStore,
+        max_pending: int = 0,
     ) -> None:
         self._fits = fits or label_fits
         self._label_timeout = label_timeout
         self._grace = grace
         self._memory_size = expired_id_memory
+        self._max_pending = max_pending
         start = created if created is not None else float("-inf")
         self.prediction_mark = Watermark(grace, idle_timeout, start)
         self.label_mark = Watermark(grace, idle_timeout, start)
-        self._predictions: dict[str, Prediction] = {}
+        self._predictions = store()  # pending, by id, with their deadlines
         self._labels: dict[str, Label] = {}
         self._sealed: set[str] = set()  # pending predictions whose label was already judged
         self._ended: OrderedDict[str, int] = OrderedDict()  # id -> PREDICTION | LABEL read
         self._high_mark = float("-inf")
-        self._prediction_deadlines: list[tuple[float, str]] = []
         self._label_deadlines: list[tuple[float, str]] = []
 
     @property
@@ -131,7 +140,7 @@ class PartitionJoin:
 
     def _add_predictions(self, batch: list[Prediction], now: float, result: JoinResult) -> None:
         pending, labels, sealed, ended = self._predictions, self._labels, self._sealed, self._ended
-        timeout, grace, deadlines = self._label_timeout, self._grace, self._prediction_deadlines
+        timeout, grace, cap = self._label_timeout, self._grace, self._max_pending
         latest = _latest(self.prediction_mark)
         for prediction in batch:
             key, time = prediction.id, prediction.timestamp
@@ -163,8 +172,11 @@ class PartitionJoin:
                 else:
                     result.invalid_labels.append(label)
                 sealed.add(key)
-            pending[key] = prediction
-            heapq.heappush(deadlines, (time + timeout, key))
+            pending.add(prediction, time + timeout)
+            if cap and len(pending) > cap:  # as each is added: never more, whatever the batch
+                for evicted in pending.pop_oldest(len(pending) - cap):
+                    self._end(evicted.id)
+                    result.evicted.append(evicted)
         if batch:
             self.prediction_mark.observe(latest, now)
 
@@ -183,7 +195,8 @@ class PartitionJoin:
             if behind:
                 result.late_labels.append(label)
                 continue
-            prediction = pending.get(key)
+            # Taken out, as a match (the usual case) takes it; put back if it does not match.
+            prediction = pending.pop(key)
             if prediction is None:
                 if key in ended:  # its prediction ended unlabelled: past its deadline
                     result.late_labels.append(label)
@@ -198,12 +211,12 @@ class PartitionJoin:
             elif gap < -grace:
                 result.orphan_labels.append(label)
             elif self._fits(prediction, label):
-                del pending[key]
                 result.matched.append((prediction, label))
                 ended[key] = PREDICTION | LABEL
                 continue
             else:
                 result.invalid_labels.append(label)
+            pending.add(prediction, prediction.timestamp + timeout)
             sealed.add(key)
         if batch:
             self.label_mark.observe(latest, now)
@@ -214,17 +227,11 @@ class PartitionJoin:
         if mark is None:
             return
         self._high_mark = mark
-        deadlines, pending, ended = self._prediction_deadlines, self._predictions, self._ended
-        timeout, unlabelled, pop = self._label_timeout, result.unlabelled, heapq.heappop
-        while deadlines and deadlines[0][0] < mark:
-            deadline, key = pop(deadlines)
-            prediction = pending.get(key)
-            if prediction is not None and prediction.timestamp + timeout == deadline:
-                del pending[key]
-                unlabelled.append(prediction)
-                sealed = key in self._sealed
-                self._sealed.discard(key)
-                ended[key] = PREDICTION | LABEL if sealed else PREDICTION
+        ended, pop = self._ended, heapq.heappop
+        due = self._predictions.pop_due(mark)
+        for prediction in due:
+            self._end(prediction.id)
+        result.unlabelled.extend(due)
         deadlines, labels = self._label_deadlines, self._labels
         while deadlines and deadlines[0][0] < mark:
             deadline, key = pop(deadlines)
@@ -234,6 +241,13 @@ class PartitionJoin:
                 result.orphan_labels.append(label)
                 ended[key] = LABEL
         self._forget_oldest()
+
+    def _end(self, key: str) -> None:
+        """Remember a prediction that ended unmatched (expired or evicted), and its label if
+        one was judged already."""
+        sealed = key in self._sealed
+        self._sealed.discard(key)
+        self._ended[key] = PREDICTION | LABEL if sealed else PREDICTION
 
     def _forget_oldest(self) -> None:
         """Keep the memory of ended ids to its configured size, forgetting the oldest first."""
