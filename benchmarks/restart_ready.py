@@ -135,6 +135,7 @@ class Run:
             env=env,
             preexec_fn=pin_to_one_cpu,
         )
+        STARTED.append(self)
         threading.Thread(target=self._read, name="bench-log", daemon=True).start()
         return self
 
@@ -192,6 +193,9 @@ class Run:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(60)
+
+
+STARTED: list[Run] = []  # every process started, so that none outlives a failed run
 
 
 def committed(bootstrap: str, group: str) -> Callable[[], bool]:
@@ -342,10 +346,19 @@ def main(argv: list[str] | None = None) -> None:
             f"{PARTITIONS} partitions in {time.perf_counter() - start:.1f} s (not timed)"
         )
         del predictions
-        for name in SIDES:
-            results[name] = side(
-                name, broker.bootstrap_servers, args.pending, args.source, args.repeat, args.settle
-            )
+        try:
+            for name in SIDES:
+                results[name] = side(
+                    name,
+                    broker.bootstrap_servers,
+                    args.pending,
+                    args.source,
+                    args.repeat,
+                    args.settle,
+                )
+        finally:
+            for run in STARTED:
+                run.kill()
     report(results, args)
 
 
