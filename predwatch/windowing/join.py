@@ -45,10 +45,16 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from predwatch.records import Label, Prediction
 from predwatch.windowing.pending import CompactStore, PendingStore, StoreFactory
 from predwatch.windowing.watermark import Watermark, combined
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 # What of an ended id has been read: its prediction, its label, or both.
 PREDICTION, LABEL = 1, 2
@@ -118,7 +124,37 @@ class PartitionJoin:
 
     @property
     def pending_labels(self) -> int:
+        self._unpack()
         return len(self._labels)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """As checkpoint data: the ended ids, pending labels and their deadlines packed into one
+        msgpack value, made in one call instead of an entry per id (a million ended ids are
+        most of a checkpoint). They are unpacked at the next use."""
+        self._unpack()
+        state = dict(self.__dict__)
+        state["_packed"] = _encode(
+            [
+                list(self._ended),
+                bytes(self._ended.values()),
+                list(self._sealed),
+                list(self._labels.values()),
+                self._label_deadlines,
+            ]
+        )
+        state.update(_ended=None, _sealed=None, _labels=None, _label_deadlines=None)
+        return state
+
+    def _unpack(self) -> None:
+        """Rebuild what ``__getstate__`` packed (a join read back from a checkpoint)."""
+        packed = self.__dict__.pop("_packed", None)
+        if packed is None:
+            return
+        ids, flags, sealed, labels, deadlines = _decode(packed)
+        self._ended = OrderedDict(zip(ids, flags, strict=True))
+        self._sealed = set(sealed)
+        self._labels = {label[0]: Label(*label) for label in labels}
+        self._label_deadlines = [(deadline, key) for deadline, key in deadlines]
 
     def watermark(self, now: float) -> float | None:
         """The join's watermark: the smaller of its two inputs', and never lower than before.
@@ -138,6 +174,7 @@ class PartitionJoin:
         stream is cut into batches does not matter.
         """
         result = JoinResult()
+        self._unpack()
         self._add_predictions(predictions, now, result)
         self._add_labels(labels, now, result)
         self.expire(now, result)
@@ -231,6 +268,7 @@ class PartitionJoin:
         mark = self.watermark(now)
         if mark is None:
             return
+        self._unpack()
         self._high_mark = mark
         ended, pop = self._ended, heapq.heappop
         due = self._predictions.pop_due(mark)
