@@ -243,7 +243,10 @@ class KafkaSource:
                     delay = min(delay * 2, MAX_BACKOFF)
                     continue
             consumer.subscribe(list(self._topics()), listener=_Rebalance(self))
-            self._say(self._consuming(), ready=True, level=logging.INFO)
+            if self._checkpointing and not self._restored:
+                self._say("waiting for partitions to restore their state", False, logging.INFO)
+            else:
+                self._say(self._consuming(), ready=True, level=logging.INFO)
             return consumer
         return None
 
@@ -446,6 +449,12 @@ class KafkaSource:
         if self._handoff is not None and self._consumer is not None:
             self._consumer.pause(*assigned)
             self._waiting |= set(assigned)
+            if not assigned and not self._restored:
+                self._restore_waiting(self._consumer)  # nothing to restore: ready at once
+            elif assigned:
+                self._say(
+                    "restoring the assigned partitions' state from state.topic", False, logging.INFO
+                )
             return
         self.resume(assigned)
 
@@ -468,6 +477,7 @@ class KafkaSource:
             )
         if not self._paused:
             consumer.resume(*(waiting & consumer.assignment()))
+        self._say(self._consuming(), True, logging.INFO)
 
     def resume(self, assigned: list[TopicPartition]) -> None:
         """At the first assignment, restore the monitor from the newest good checkpoint; at
@@ -492,6 +502,7 @@ class KafkaSource:
             self._consumer.seek(tp, self._positions[tp])
         if sought:
             log.info("resuming from the offsets the state reflects: %s", _names(sought))
+        self._say(self._consuming(), True, logging.INFO)
 
     def commit(self, blocking: bool = True) -> None:
         """Commit the offsets of everything the monitor has processed; ``blocking=False`` in a
