@@ -22,8 +22,8 @@ default), so that the group has dropped the dead member (session timeout 6 s)
 and the group join costs the same every time. Each restart is timed from just
 before the process is started (interpreter start-up and imports included) to:
 
-- ``readyz``: ``/readyz`` first answers 200 (it does once the consumer has
-  subscribed, before the group join and any restore);
+- ``readyz``: ``/readyz`` first answers 200 (with state, once the first
+  assignment's state is restored; without, once the consumer has subscribed);
 - ``assigned``: the log line ``partitions assigned`` (the group join is done);
 - ``resumed``: the monitor is restored and its partitions are sought to the
   offsets its state reflects (log line ``resuming from ...``, or ``partition

@@ -81,7 +81,10 @@ def test_kill_9_with_pending_predictions_on_disk_counts_every_event_once(
         assert service.wait(20) == 0
         stderr = service.communicate()[1]
         print(stderr)  # shown when the test fails
-    assert "state restored from the checkpoint in" in stderr
+    # Not ready until the state is restored: /readyz turns 200 when consuming is said.
+    waiting = stderr.index("waiting for partitions to restore their state")
+    restored = stderr.index("state restored from the checkpoint in")
+    assert waiting < restored < stderr.index("consuming ", restored)
 
     # An uninterrupted run with pending predictions in memory, and predwatch replay.
     other_port = free_port()
