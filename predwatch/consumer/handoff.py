@@ -218,7 +218,12 @@ class Handoff:
                 continue
             self._seek(consumer, partition, offsets)
             self._committed[partition] = committed
-            self._written[partition] = (checkpoint.pointer, None)
+            # The one before it is deleted once this member's next checkpoint is committed.
+            before = found.index(checkpoint) - 1
+            self._written[partition] = (
+                checkpoint.pointer,
+                found[before].pointer if before >= 0 else None,
+            )
             return "restored" if offsets == inputs else "restored an earlier checkpoint"
         log.error(
             "no usable checkpoint of partition %d in state.topic '%s': it starts empty from "
