@@ -434,6 +434,8 @@ class Monitor:
             raise StateError(f"its partition state is malformed ({error!r})") from error
         if join is not None and not isinstance(join, PartitionJoin):
             raise StateError("its partition state holds no join")
+        if join is not None:
+            self._restored(join)
         self.drop_partition(partition)
         if join is not None:
             self._joins[partition] = join
@@ -460,6 +462,12 @@ class Monitor:
             self._joins[partition] = join
         self._partition_counts[partition] = counts
 
+    def _restored(self, join: PartitionJoin) -> None:
+        """Make a join read back from a checkpoint whole: what it packed, and its store."""
+        join.unpack()
+        if self._stores is not None:
+            join.bind_store(self._stores.bind)
+
     def drop_partition(self, partition: int) -> None:
         """Forget a partition another instance now owns: its pending events and counts go with
         it, so they are neither expired nor exported here."""
@@ -485,9 +493,8 @@ class Monitor:
         loaded = Monitor(self.settings, stores=self._stores)
         try:
             loaded._joins = from_data(state["joins"])
-            if self._stores is not None:
-                for join in loaded._joins.values():
-                    join.bind_store(self._stores.bind)
+            for join in loaded._joins.values():
+                self._restored(join)
             loaded._partition_counts = {
                 int(p): Counter(c) for p, c in state.get("partition_counts", [])
             }

@@ -15,13 +15,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaProducer
 from reports import total
 from running import free_port, scrape, start, wait_for
-from test_crash_recovery import COUNTS, config, figures, final, same, send, stream
+from streams import COUNTS, Parts, config, figures, final, replayed, same, stream, uninterrupted
 
 from predwatch.config import Settings
-from predwatch.consumer.files import replay
 from predwatch.demo.broker import EmbeddedBroker
 
 PARTITIONS = 2
@@ -35,30 +33,22 @@ def test_kill_9_with_pending_predictions_on_disk_counts_every_event_once(
     tmp_path: Path,
 ) -> None:
     topics = make_topic("p", PARTITIONS), make_topic("l", PARTITIONS)
-    predictions, labels = stream()
+    predictions, labels = both = stream(PARTITIONS, 2500, seed=21, ghosts=3)
     port = free_port()
-    written = config(kafka_broker, topics, unique_group(), port, tmp_path / "state")
-    written["state"]["store"] = "disk"
+    state = {"dir": str(tmp_path / "state"), "store": "disk"}
+    written = config(kafka_broker, topics, unique_group(), port, state)
     settings_file = tmp_path / "disk.yaml"
     settings_file.write_text(json.dumps(written))
     rng = random.Random(11)
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers, linger_ms=5)
-    produced = [0, 0]
-
-    def produce_up_to(share: float) -> None:
-        for i, (topic, messages) in enumerate(zip(topics, (predictions, labels), strict=True)):
-            upto = round(share * len(messages))
-            send(producer, topic, messages[produced[i] : upto])
-            produced[i] = upto
-        producer.flush(30)
+    parts = Parts(kafka_broker.bootstrap_servers, topics, both)
 
     def counted() -> float:
         samples = scrape(port)
         return 0.0 if samples is None else total(samples, "predwatch_predictions_total")
 
     for share in SHARES:
-        before = produced[0]
-        produce_up_to(share)
+        before = parts.produced[0]
+        parts.up_to(share)
         service = start(settings_file)
         try:
             # Killed while reading what was just produced, at a seeded moment.
@@ -70,8 +60,8 @@ def test_kill_9_with_pending_predictions_on_disk_counts_every_event_once(
             service.kill()
             stderr = service.communicate()[1]
         assert "Traceback" not in stderr, stderr
-    produce_up_to(1.0)
-    producer.close()
+    parts.up_to(1.0)
+    parts.close()
 
     service = start(settings_file)
     try:
@@ -87,22 +77,15 @@ def test_kill_9_with_pending_predictions_on_disk_counts_every_event_once(
     assert waiting < restored < stderr.index("consuming ", restored)
 
     # An uninterrupted run with pending predictions in memory, and predwatch replay.
-    other_port = free_port()
-    straight_file = tmp_path / "straight.yaml"
-    straight_file.write_text(
-        json.dumps(config(kafka_broker, topics, unique_group(), other_port, None))
+    group = unique_group()
+    straight = uninterrupted(
+        lambda port: config(kafka_broker, topics, group, port, None),
+        tmp_path,
+        len(predictions),
+        len(labels),
     )
-    service = start(straight_file)
-    try:
-        straight = final(other_port, len(predictions), len(labels))
-    finally:
-        service.kill()
-        service.communicate()
     same(figures(crashed), figures(straight))
-    p_path, l_path = tmp_path / "p.jsonl", tmp_path / "l.jsonl"
-    p_path.write_text("".join(json.dumps(p) + "\n" for p in predictions))
-    l_path.write_text("".join(json.dumps(x) + "\n" for x in labels))
-    join = replay(Settings.model_validate(written), p_path, l_path).summary()["join"]
+    join = replayed(Settings.model_validate(written), both, tmp_path)["join"]
     assert join["unlabelled"] > 100 and join["late_labels"] > 0
     for name, key in (("predwatch_joined_total", "matched"),
                       ("predwatch_unlabelled_total", "unlabelled"),

@@ -457,7 +457,8 @@ JOIN_CHILD = textwrap.dedent(
         else:  # what a restart does: the checkpoint and the store are of the same commit
             state = from_data(msgspec.msgpack.decode(blob))
             join, counts, start = state["join"], state["counts"], state["next"]
-            join._predictions = database.bind(join._predictions)
+            join.unpack()
+            join.bind_store(database.bind)
 
         def commit(next_batch):
             state = {"join": join, "counts": counts, "next": next_batch}

@@ -198,12 +198,16 @@ class Handoff:
         except KafkaError as error:
             log.error("cannot read state.topic '%s': %s", self._checkpoints.topic, error)
             found = []
-        # The committed one (its offsets are the committed offsets) first, then those before.
-        at = [i for i, c in enumerate(found) if _offsets_of(self._checkpoints, c) == inputs]
-        order = found[: at[-1] + 1][::-1] if at else found[::-1]
-        for checkpoint in order:
+        # Each opened once: the committed one (its offsets are the committed offsets) is tried
+        # first, then those before it.
+        opened = [(c, _opened(self._checkpoints, c)) for c in found]
+        at = [i for i, (_, got) in enumerate(opened) if isinstance(got, tuple) and got[1] == inputs]
+        for i in range(at[-1] if at else len(found) - 1, -1, -1):
+            checkpoint, got = opened[i]
             try:
-                state, offsets = self._checkpoints.open(checkpoint)
+                if isinstance(got, StateError):
+                    raise got
+                state, offsets = got
                 with self._lock:
                     self._monitor.load_partition(partition, state)
             except StateError as error:
@@ -219,11 +223,7 @@ class Handoff:
             self._seek(consumer, partition, offsets)
             self._committed[partition] = committed
             # The one before it is deleted once this member's next checkpoint is committed.
-            before = found.index(checkpoint) - 1
-            self._written[partition] = (
-                checkpoint.pointer,
-                found[before].pointer if before >= 0 else None,
-            )
+            self._written[partition] = (checkpoint.pointer, found[i - 1].pointer if i else None)
             return "restored" if offsets == inputs else "restored an earlier checkpoint"
         log.error(
             "no usable checkpoint of partition %d in state.topic '%s': it starts empty from "
@@ -244,9 +244,11 @@ def _at(offset: int) -> OffsetAndMetadata:
     return OffsetAndMetadata(offset, "", -1)
 
 
-def _offsets_of(checkpoints: PartitionCheckpoints, checkpoint: Checkpoint) -> dict[str, int] | None:
-    """A checkpoint's offsets, None if it cannot be opened."""
+def _opened(
+    checkpoints: PartitionCheckpoints, checkpoint: Checkpoint
+) -> tuple[dict[str, Any], dict[str, int]] | StateError:
+    """A checkpoint's state and offsets, or why it is refused."""
     try:
-        return checkpoints.open(checkpoint)[1]
-    except StateError:
-        return None
+        return checkpoints.open(checkpoint)
+    except StateError as error:
+        return error

@@ -124,14 +124,13 @@ class PartitionJoin:
 
     @property
     def pending_labels(self) -> int:
-        self._unpack()
         return len(self._labels)
 
     def __getstate__(self) -> dict[str, Any]:
         """As checkpoint data: the ended ids, pending labels and their deadlines packed into one
         msgpack value, made in one call instead of an entry per id (a million ended ids are
-        most of a checkpoint). They are unpacked at the next use."""
-        self._unpack()
+        most of a checkpoint). ``unpack`` rebuilds them."""
+        self.unpack()
         state = dict(self.__dict__)
         state["_packed"] = _encode(
             [
@@ -145,8 +144,9 @@ class PartitionJoin:
         state.update(_ended=None, _sealed=None, _labels=None, _label_deadlines=None)
         return state
 
-    def _unpack(self) -> None:
-        """Rebuild what ``__getstate__`` packed (a join read back from a checkpoint)."""
+    def unpack(self) -> None:
+        """Rebuild what ``__getstate__`` packed, once a join is read back from a checkpoint
+        (the checkpoint reader runs no code of the class); at once if nothing is packed."""
         packed = self.__dict__.pop("_packed", None)
         if packed is None:
             return
@@ -174,7 +174,7 @@ class PartitionJoin:
         stream is cut into batches does not matter.
         """
         result = JoinResult()
-        self._unpack()
+        self.unpack()
         self._add_predictions(predictions, now, result)
         self._add_labels(labels, now, result)
         self.expire(now, result)
@@ -268,7 +268,7 @@ class PartitionJoin:
         mark = self.watermark(now)
         if mark is None:
             return
-        self._unpack()
+        self.unpack()
         self._high_mark = mark
         ended, pop = self._ended, heapq.heappop
         due = self._predictions.pop_due(mark)
