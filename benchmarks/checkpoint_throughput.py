@@ -48,11 +48,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from typing import Any
@@ -62,8 +60,9 @@ from kafka_throughput import (
     PARTITIONS,
     PREDICTIONS_TOPIC,
     _settings,
-    _timed_consumer,
     produce,
+    run_until_counted,
+    timed_service,
 )
 from sides import ROOT, pin_to_one_cpu, run_side
 
@@ -77,53 +76,17 @@ TIMEOUT = 300.0  # seconds a side may take before it is declared stuck
 
 def consume(bootstrap: str, expected: int, state: dict[str, Any] | None) -> dict[str, Any]:
     """Run the service until every message is counted; throughput and checkpoints written."""
-    from predwatch.commands.common import tune_gc
     from predwatch.config import StateSettings
-    from predwatch.consumer.kafka import KafkaSource
-    from predwatch.service import Service
 
     pin_to_one_cpu()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # as `predwatch run` does
     settings = _settings(bootstrap, f"bench-checkpoint-{uuid.uuid4().hex}")
     if state is not None:
         settings = settings.model_copy(update={"state": StateSettings.model_validate(state)})
-    tune_gc()  # as `predwatch run` does
-    service = Service(settings)
-    consumers: list[Any] = []
-    timed = _timed_consumer()
-
-    def factory(**config: Any) -> Any:
-        consumers.append(timed(**config))
-        return consumers[-1]
-
-    source = KafkaSource(
-        settings, service.monitor, service.lock, service.health, consumer_factory=factory
-    )
-    service.source = source
+    service, consumers = timed_service(settings)
     written: list[dict[str, Any]] = []  # one per checkpoint file written
-    _note_checkpoints(source, service.monitor, written)
-
-    stop = threading.Event()
-    finished: dict[str, float] = {}
-
-    def watch() -> None:
-        """Stop the service once every message is counted and every label has its outcome."""
-        deadline = time.monotonic() + TIMEOUT
-        while not stop.is_set() and time.monotonic() < deadline:
-            with service.lock:
-                c = service.monitor.counts
-                done = c.predictions + c.labels + c.invalid >= expected and c.pending_labels == 0
-            if done:
-                finished["end"] = time.perf_counter()
-                break
-            time.sleep(0.01)
-        stop.set()
-
-    watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
-    watcher.start()
-    service.run(stop)  # checkpoints once more on shutdown, after the timed span
-    watcher.join()
+    _note_checkpoints(service.source, service.monitor, written)
+    # Checkpoints once more on shutdown, after the timed span.
+    finished = run_until_counted(service, expected, TIMEOUT)
     counts = service.monitor.counts
     seen = counts.predictions + counts.labels + counts.invalid
     if "end" not in finished:

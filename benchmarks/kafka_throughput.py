@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sides import ROOT, pin_to_one_cpu, profiled, run_side
@@ -132,16 +133,15 @@ def run_raw(bootstrap: str, expected: int) -> dict[str, Any]:
     }
 
 
-def run_predwatch(
-    bootstrap: str, expected: int, labels: int, profile: str | None
-) -> dict[str, Any]:
+def timed_service(settings: Any) -> tuple[Any, list[Any]]:
+    """The service ``predwatch run`` builds (its logging and garbage collection too), with a
+    consumer that notes when the first records came; the consumers it made."""
     from predwatch.commands.common import tune_gc
     from predwatch.consumer.kafka import KafkaSource
     from predwatch.service import Service
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # as `predwatch run` does
-    settings = _settings(bootstrap, f"bench-predwatch-{uuid.uuid4().hex}")
     tune_gc()  # as `predwatch run` does
     service = Service(settings)
     consumers: list[Any] = []
@@ -151,32 +151,53 @@ def run_predwatch(
         consumers.append(timed(**config))
         return consumers[-1]
 
-    # The same source the service builds, with a consumer that notes the first records.
     service.source = KafkaSource(
         settings, service.monitor, service.lock, service.health, consumer_factory=factory
     )
+    return service, consumers
+
+
+def run_until_counted(
+    service: Any,
+    expected: int,
+    timeout: float,
+    then: Callable[[], object] | None = None,
+    run: Callable[[threading.Event], object] | None = None,
+) -> dict[str, float]:
+    """Run the service (``run``, default ``service.run``) until every message is counted and
+    every label has its outcome, or ``timeout``; ``end`` (perf counter) and ``cpu`` (process
+    time) of that moment, absent on a timeout. ``then`` is called at that moment."""
     stop = threading.Event()
     finished: dict[str, float] = {}
 
     def watch() -> None:
-        """Stop the service once every message is counted and every label has its outcome."""
-        deadline = time.monotonic() + TIMEOUT
-        while not stop.is_set():
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and time.monotonic() < deadline:
             with service.lock:
                 c = service.monitor.counts
                 done = c.predictions + c.labels + c.invalid >= expected and c.pending_labels == 0
             if done:
                 finished["end"], finished["cpu"] = time.perf_counter(), time.process_time()
-                break
-            if time.monotonic() > deadline:
+                if then is not None:
+                    then()
                 break
             time.sleep(0.01)
         stop.set()
 
     watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
     watcher.start()
-    profiled(profile, service.run, stop)
+    (run or service.run)(stop)
     watcher.join()
+    return finished
+
+
+def run_predwatch(
+    bootstrap: str, expected: int, labels: int, profile: str | None
+) -> dict[str, Any]:
+    service, consumers = timed_service(_settings(bootstrap, f"bench-predwatch-{uuid.uuid4().hex}"))
+    finished = run_until_counted(
+        service, expected, TIMEOUT, run=lambda stop: profiled(profile, service.run, stop)
+    )
     counts = service.monitor.counts
     seen = counts.predictions + counts.labels + counts.invalid
     if "end" not in finished:

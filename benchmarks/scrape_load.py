@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -44,8 +43,9 @@ from kafka_throughput import (
     PARTITIONS,
     PREDICTIONS_TOPIC,
     _settings,
-    _timed_consumer,
     produce,
+    run_until_counted,
+    timed_service,
 )
 from sides import ROOT, pin_to_one_cpu, run_side
 
@@ -158,48 +158,16 @@ def _start_load(url: str, scrapers: int, max_requests: int) -> subprocess.Popen[
 def run_service(
     bootstrap: str, expected: int, labels: int, scrapers: int, max_requests: int
 ) -> dict[str, Any]:
-    from predwatch.commands.common import tune_gc
-    from predwatch.consumer.kafka import KafkaSource
-    from predwatch.service import Service
-
     pin_to_one_cpu()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # as `predwatch run` does
-    settings = _settings(bootstrap, f"bench-scrape-{uuid.uuid4().hex}")
-    tune_gc()
-    service = Service(settings)
-    consumers: list[Any] = []
-    timed = _timed_consumer()
-
-    def factory(**config: Any) -> Any:
-        consumers.append(timed(**config))
-        return consumers[-1]
-
-    service.source = KafkaSource(
-        settings, service.monitor, service.lock, service.health, consumer_factory=factory
-    )
+    service, consumers = timed_service(_settings(bootstrap, f"bench-scrape-{uuid.uuid4().hex}"))
     load = _start_load(service.url, scrapers, max_requests) if scrapers else None
-    stop = threading.Event()
-    finished: dict[str, float] = {}
 
-    def watch() -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while not stop.is_set() and time.monotonic() < deadline:
-            with service.lock:
-                c = service.monitor.counts
-                done = c.predictions + c.labels + c.invalid >= expected and c.pending_labels == 0
-            if done:
-                finished["end"] = time.perf_counter()
-                if load is not None and load.stdin is not None:
-                    load.stdin.close()  # scrapers stop before the endpoint does
-                break
-            time.sleep(0.01)
-        stop.set()
+    def scrapers_stop() -> None:
+        if load is not None and load.stdin is not None:
+            load.stdin.close()  # scrapers stop before the endpoint does
 
-    watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
-    watcher.start()
-    service.run(stop)  # ends once the watcher sets stop; the endpoint stops with it
-    watcher.join()
+    # The endpoint stops with the service, once every message is counted.
+    finished = run_until_counted(service, expected, TIMEOUT, then=scrapers_stop)
     scraped: dict[str, Any] = {}
     if load is not None:
         if load.stdin is not None and not load.stdin.closed:
